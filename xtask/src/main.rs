@@ -1,0 +1,131 @@
+//! `cargo xtask`: the one entry point for project automation.
+//!
+//! - `ci`: format check, clippy (`-D warnings`, all targets), docs (warnings denied), tests
+//!   (default AEAD backend, then the aws-lc-rs backend of `p2p-cipher`).
+//! - `codegen`: regenerate `proto/src/gen/` from `proto/proto/*.proto` (no system `protoc`).
+//! - `vectors`: regenerate the checked-in test vectors of every crate that has them.
+//! - `fuzz [SECONDS]`: a short smoke run of every cargo-fuzz target (needs `cargo-fuzz`).
+//! - `bench-report`: run the criterion benches and print medians and ratios.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod codegen;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("codegen") => codegen::write(&workspace_root()).map_err(|e| e.to_string()),
+        Some("vectors") => vectors(),
+        Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("10")),
+        Some("bench-report") => bench_report(&args[1..]),
+        _ => Err("usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report>"
+            .to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's manifest directory).
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    eprintln!("xtask: running {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {} failed: {status}", args.join(" ")))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    run("cargo", &["fmt", "--all", "--", "--check"], &[])?;
+    run(
+        "cargo",
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[],
+    )?;
+    run(
+        "cargo",
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    run("cargo", &["test", "--workspace"], &[])?;
+    cipher_backend_tests()
+}
+
+/// The cipher crate's tests again with the aws-lc-rs backend, when the crate offers it.
+fn cipher_backend_tests() -> Result<(), String> {
+    let manifest = workspace_root().join("crates/cipher/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| e.to_string())?;
+    if text.contains("aws-lc-rs = [") || text.contains("aws-lc-rs=[") {
+        run(
+            "cargo",
+            &["test", "-p", "p2p-cipher", "-p", "p2p-handshake", "--features", "p2p-cipher/aws-lc-rs"],
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
+fn vectors() -> Result<(), String> {
+    // Each crate with checked-in vectors has an ignored test named `regenerate_vectors` that
+    // writes them; running it is how vectors are produced.
+    run(
+        "cargo",
+        &[
+            "test", "--workspace", "--", "--ignored", "--exact", "regenerate_vectors",
+        ],
+        &[("P2P_REGENERATE_VECTORS", "1")],
+    )
+}
+
+fn fuzz(seconds: &str) -> Result<(), String> {
+    let list = Command::new("cargo")
+        .args(["fuzz", "list"])
+        .current_dir(workspace_root().join("fuzz"))
+        .env("RUSTC_BOOTSTRAP", "1")
+        .output()
+        .map_err(|e| format!("cannot start cargo fuzz (cargo install cargo-fuzz): {e}"))?;
+    if !list.status.success() {
+        return Err("cargo fuzz list failed; is cargo-fuzz installed?".to_owned());
+    }
+    let targets = String::from_utf8_lossy(&list.stdout).to_string();
+    let max_time = format!("-max_total_time={seconds}");
+    for target in targets.lines().map(str::trim).filter(|t| !t.is_empty()) {
+        eprintln!("xtask: fuzzing {target} for {seconds}s");
+        let status = Command::new("cargo")
+            .args(["fuzz", "run", target, "--", &max_time])
+            .current_dir(workspace_root().join("fuzz"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("fuzz target {target} failed"));
+        }
+    }
+    Ok(())
+}
+
+fn bench_report(extra: &[String]) -> Result<(), String> {
+    let mut args = vec!["bench", "-p", "p2p-benches", "--"];
+    args.extend(extra.iter().map(String::as_str));
+    run("cargo", &args, &[])
+}
