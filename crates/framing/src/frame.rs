@@ -1,0 +1,180 @@
+//! The frame codec: `u32` big-endian length, then that many bytes.
+//!
+//! ```text
+//! +---------------------+----------------------------+
+//! | length: u32 (BE)    | body: `length` bytes       |
+//! +---------------------+----------------------------+
+//! ```
+//!
+//! Encoding writes the header first and patches it once the body is in place, so a body can be
+//! produced (and sealed) directly in the output buffer, and several frames can be appended to one
+//! buffer and written with one syscall.
+
+use bytes::{Buf, BufMut, BytesMut};
+
+/// Size of the length prefix in bytes.
+pub const HEADER_LEN: usize = 4;
+
+/// A frame could not be decoded or encoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The length prefix announces a body larger than the configured maximum (fatal for the
+    /// connection; nothing was allocated for it).
+    #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
+    TooLarge {
+        /// Announced (or, when encoding, actual) body length.
+        len: u64,
+        /// Configured maximum body length.
+        max: u32,
+    },
+    /// [`finish`] was called with a start that does not belong to this buffer.
+    #[error("frame start does not match the buffer (local misuse)")]
+    BadStart,
+}
+
+/// Tries to take one frame body off the front of `buf`.
+///
+/// Returns `Ok(Some(body))` when a whole frame is buffered (the header and body are removed from
+/// `buf`), `Ok(None)` when more bytes are needed (after reserving room for the rest of the frame,
+/// which is bounded by `max_len`), and [`FrameError::TooLarge`] as soon as the header announces a
+/// body above `max_len`, before any allocation for it.
+pub fn decode(buf: &mut BytesMut, max_len: u32) -> Result<Option<BytesMut>, FrameError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if len > max_len {
+        return Err(FrameError::TooLarge {
+            len: u64::from(len),
+            max: max_len,
+        });
+    }
+    // `len <= max_len <= u32::MAX` fits in usize on every supported (>= 32-bit) target.
+    let total = HEADER_LEN + len as usize;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    buf.advance(HEADER_LEN);
+    Ok(Some(buf.split_to(len as usize)))
+}
+
+/// Where a frame being encoded starts in its output buffer (see [`begin`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a begun frame must be finished"]
+pub struct FrameStart(usize);
+
+/// Appends a placeholder header to `out`; append the body, then call [`finish`].
+pub fn begin(out: &mut BytesMut) -> FrameStart {
+    let start = out.len();
+    out.put_u32(0);
+    FrameStart(start)
+}
+
+/// Patches the header written by [`begin`] with the length of everything appended since.
+///
+/// Fails with [`FrameError::TooLarge`] (leaving `out` truncated back to `start`) when the body
+/// exceeds `max_len`.
+pub fn finish(out: &mut BytesMut, start: FrameStart, max_len: u32) -> Result<(), FrameError> {
+    let body_start = start.0 + HEADER_LEN;
+    if out.len() < body_start {
+        return Err(FrameError::BadStart);
+    }
+    let body_len = out.len() - body_start;
+    match u32::try_from(body_len) {
+        Ok(len) if len <= max_len => {
+            out[start.0..body_start].copy_from_slice(&len.to_be_bytes());
+            Ok(())
+        }
+        _ => {
+            out.truncate(start.0);
+            Err(FrameError::TooLarge {
+                len: body_len as u64,
+                max: max_len,
+            })
+        }
+    }
+}
+
+/// Appends one whole frame with `body` to `out`.
+pub fn encode(out: &mut BytesMut, body: &[u8], max_len: u32) -> Result<(), FrameError> {
+    if body.len() as u64 > u64::from(max_len) {
+        return Err(FrameError::TooLarge {
+            len: body.len() as u64,
+            max: max_len,
+        });
+    }
+    out.reserve(HEADER_LEN + body.len());
+    let start = begin(out);
+    out.put_slice(body);
+    finish(out, start, max_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_several_frames_in_one_buffer() {
+        let mut out = BytesMut::new();
+        encode(&mut out, b"hello", 16).unwrap();
+        encode(&mut out, b"", 16).unwrap();
+        let start = begin(&mut out);
+        out.put_slice(b"in place");
+        finish(&mut out, start, 16).unwrap();
+        assert_eq!(decode(&mut out, 16).unwrap().unwrap(), &b"hello"[..]);
+        assert_eq!(decode(&mut out, 16).unwrap().unwrap(), &b""[..]);
+        assert_eq!(decode(&mut out, 16).unwrap().unwrap(), &b"in place"[..]);
+        assert_eq!(decode(&mut out, 16).unwrap(), None);
+    }
+
+    #[test]
+    fn oversized_header_is_refused_before_allocation() {
+        let mut buf = BytesMut::from(&u32::MAX.to_be_bytes()[..]);
+        let cap = buf.capacity();
+        assert_eq!(
+            decode(&mut buf, 1024),
+            Err(FrameError::TooLarge {
+                len: u64::from(u32::MAX),
+                max: 1024
+            })
+        );
+        assert_eq!(buf.capacity(), cap, "no allocation for a refused frame");
+    }
+
+    #[test]
+    fn oversized_body_is_refused_when_encoding() {
+        let mut out = BytesMut::from(&b"xy"[..]);
+        let start = begin(&mut out);
+        out.put_slice(&[0u8; 9]);
+        assert_eq!(
+            finish(&mut out, start, 8),
+            Err(FrameError::TooLarge { len: 9, max: 8 })
+        );
+        assert_eq!(&out[..], b"xy", "a refused frame leaves nothing behind");
+        assert!(matches!(
+            encode(&mut out, &[0u8; 9], 8),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn split_at_every_byte_boundary() {
+        let mut wire = BytesMut::new();
+        encode(&mut wire, b"abc", 64).unwrap();
+        encode(&mut wire, &[9u8; 40], 64).unwrap();
+        let wire = wire.freeze();
+        for cut in 0..=wire.len() {
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            for part in [&wire[..cut], &wire[cut..]] {
+                buf.extend_from_slice(part);
+                while let Some(frame) = decode(&mut buf, 64).unwrap() {
+                    got.push(frame.to_vec());
+                }
+            }
+            assert_eq!(got, vec![b"abc".to_vec(), vec![9u8; 40]], "cut at {cut}");
+        }
+    }
+}
