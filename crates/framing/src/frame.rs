@@ -65,6 +65,14 @@ pub fn decode(buf: &mut BytesMut, max_len: u32) -> Result<Option<BytesMut>, Fram
 #[must_use = "a begun frame must be finished"]
 pub struct FrameStart(usize);
 
+impl FrameStart {
+    /// Offset in the output buffer where the body begins (right after the header), for sealing
+    /// the body in place before [`finish`].
+    pub const fn body_offset(self) -> usize {
+        self.0 + HEADER_LEN
+    }
+}
+
 /// Appends a placeholder header to `out`; append the body, then call [`finish`].
 pub fn begin(out: &mut BytesMut) -> FrameStart {
     let start = out.len();
