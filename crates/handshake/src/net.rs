@@ -315,6 +315,8 @@ pub struct FrameReceiver<R> {
     cipher: RecvCipher,
     buf: BytesMut,
     max_frame_len: u32,
+    /// Set by the first error: the stream position is then unknown, so nothing more is read.
+    failed: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameReceiver<R> {
@@ -327,12 +329,25 @@ impl<R: AsyncRead + Unpin> FrameReceiver<R> {
             cipher,
             buf,
             max_frame_len,
+            failed: false,
         }
     }
 
     /// Reads, verifies and decrypts the next frame; returns its plaintext (a view split off
     /// the reusable buffer: drop it before the next call to let the buffer reuse the space).
+    ///
+    /// After any failure the receiver is poisoned and returns
+    /// [`CipherError::Poisoned`] at once, without reading.
     pub async fn recv(&mut self) -> Result<BytesMut, Error> {
+        if self.failed || self.cipher.is_poisoned() {
+            return Err(Error::Cipher(CipherError::Poisoned));
+        }
+        let result = self.recv_inner().await;
+        self.failed = result.is_err();
+        result
+    }
+
+    async fn recv_inner(&mut self) -> Result<BytesMut, Error> {
         let mut body = read_frame(&mut self.reader, &mut self.buf, self.max_frame_len).await?;
         self.cipher.open(&mut body)?;
         Ok(body)
