@@ -186,12 +186,14 @@ impl<P: Clone> InboundPeer<P> {
             return Ok(Inbound::Incomplete);
         };
         let message = match channel.compression {
-            Some(_) => compress::decompress(&message, channel.max_message_size).map_err(
-                |source| MuxError::Decompress {
-                    channel: channel.id,
-                    source,
-                },
-            )?,
+            Some(_) => {
+                compress::decompress(&message, channel.max_message_size).map_err(|source| {
+                    MuxError::Decompress {
+                        channel: channel.id,
+                        source,
+                    }
+                })?
+            }
             None => message,
         };
         let (quota, gross) = self.limiters[channel.index].get_or_insert_with(|| {

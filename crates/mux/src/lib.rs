@@ -113,19 +113,15 @@ mod scheduler;
 mod send;
 mod state;
 
-#[doc(hidden)]
-pub mod shim;
-
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
 /// The pieces of p2p-framing this crate uses.
 mod framing {
-    pub(crate) use crate::shim::{
-        chunk::{Chunker, Reassembler},
-        compress,
+    pub(crate) use p2p_framing::{
+        chunk::{Chunker, Reassembler, ReassemblyError},
+        compress::{self, CompressError},
     };
-    pub(crate) use crate::shim::{chunk::ReassemblyError, compress::CompressError};
 }
 
 use std::{

@@ -110,7 +110,11 @@ impl Metrics {
     /// Resolves the counters of one channel once, so the hot path only does atomic adds.
     pub(crate) fn channel(&self, channel: u32) -> ChannelCounters {
         let c = ChannelLabel { channel };
-        let dropped = |reason| self.dropped.get_or_create(&DroppedLabel { channel, reason }).clone();
+        let dropped = |reason| {
+            self.dropped
+                .get_or_create(&DroppedLabel { channel, reason })
+                .clone()
+        };
         let limited = |direction| {
             self.rate_limited
                 .get_or_create(&RateLimitedLabel { channel, direction })
