@@ -20,8 +20,10 @@ fn main() -> ExitCode {
         Some("vectors") => vectors(),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("10")),
         Some("bench-report") => bench_report(&args[1..]),
-        _ => Err("usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report>"
-            .to_owned()),
+        _ => Err(
+            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report>"
+                .to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,7 +61,14 @@ fn ci() -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"], &[])?;
     run(
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
         &[],
     )?;
     run(
@@ -78,7 +87,15 @@ fn cipher_backend_tests() -> Result<(), String> {
     if text.contains("aws-lc-rs = [") || text.contains("aws-lc-rs=[") {
         run(
             "cargo",
-            &["test", "-p", "p2p-cipher", "-p", "p2p-handshake", "--features", "p2p-cipher/aws-lc-rs"],
+            &[
+                "test",
+                "-p",
+                "p2p-cipher",
+                "-p",
+                "p2p-handshake",
+                "--features",
+                "p2p-cipher/aws-lc-rs",
+            ],
             &[],
         )?;
     }
@@ -91,7 +108,12 @@ fn vectors() -> Result<(), String> {
     run(
         "cargo",
         &[
-            "test", "--workspace", "--", "--ignored", "--exact", "regenerate_vectors",
+            "test",
+            "--workspace",
+            "--",
+            "--ignored",
+            "--exact",
+            "regenerate_vectors",
         ],
         &[("P2P_REGENERATE_VECTORS", "1")],
     )

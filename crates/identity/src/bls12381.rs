@@ -130,7 +130,8 @@ impl crate::Signer for PrivateKey {
         })?;
         let mut le = Zeroizing::new(*be);
         le.reverse();
-        let scalar = Option::<Scalar>::from(Scalar::from_bytes(&le)).ok_or(KeyError::InvalidSecret)?;
+        let scalar =
+            Option::<Scalar>::from(Scalar::from_bytes(&le)).ok_or(KeyError::InvalidSecret)?;
         if scalar == Scalar::zero() {
             return Err(KeyError::InvalidSecret);
         }

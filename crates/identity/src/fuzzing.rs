@@ -8,7 +8,8 @@ fn scheme<S: Signer>(data: &[u8]) {
         assert_eq!(key.as_bytes(), data);
         let sig_len = <<S::PublicKey as Verifier>::Signature as Signature>::LEN;
         let sig_bytes: Vec<u8> = data.iter().copied().cycle().take(sig_len).collect();
-        if let Ok(sig) = <<S::PublicKey as Verifier>::Signature as Signature>::from_bytes(&sig_bytes)
+        if let Ok(sig) =
+            <<S::PublicKey as Verifier>::Signature as Signature>::from_bytes(&sig_bytes)
         {
             assert_eq!(sig.as_bytes(), &sig_bytes[..]);
             let _ = key.verify(b"fuzz", data, &sig);

@@ -96,9 +96,7 @@ pub trait Signature: Clone + Eq + Debug + Send + Sync + 'static {
 ///
 /// The order (`Ord`) is the lexicographic order of the canonical bytes; `Display` is lowercase
 /// hex of those bytes.
-pub trait Verifier:
-    Clone + Eq + Ord + Hash + Debug + Display + Send + Sync + 'static
-{
+pub trait Verifier: Clone + Eq + Ord + Hash + Debug + Display + Send + Sync + 'static {
     /// The signature type of this scheme.
     type Signature: Signature;
 
@@ -175,11 +173,7 @@ pub trait Signer: Send + Sync + 'static {
     fn public_key(&self) -> Self::PublicKey;
 
     /// Signs `message` in `namespace` (see [`signing_payload`]).
-    fn sign(
-        &self,
-        namespace: &[u8],
-        message: &[u8],
-    ) -> <Self::PublicKey as Verifier>::Signature;
+    fn sign(&self, namespace: &[u8], message: &[u8]) -> <Self::PublicKey as Verifier>::Signature;
 }
 
 /// The bytes that a signature actually covers: `u32_be(len(namespace)) || namespace || message`.
