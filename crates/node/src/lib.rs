@@ -26,6 +26,7 @@
 //! TLS on the metrics endpoint; bind it to a private interface.
 
 pub mod config;
+pub mod demo;
 pub mod keyfile;
 pub mod logging;
 pub mod metrics;
