@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use p2p_identity::SchemeKind;
+use p2p_node::config::NodeConfig;
 use p2p_node::keyfile::NodeKey;
+
+/// Exit code for a configuration that does not load.
+const EXIT_CONFIG: u8 = 2;
 
 /// Command-line node of the p2p workspace.
 #[derive(Debug, Parser)]
@@ -82,10 +86,14 @@ fn main() -> ExitCode {
         Command::Keygen { scheme, out } => keygen(scheme.into(), &out),
         Command::Id { file } => id(&file),
         Command::Run { config } => {
-            eprintln!(
-                "p2p-node run: not available yet (config {})",
-                config.display()
-            );
+            let config = match NodeConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            eprintln!("p2p-node run: not available yet ({:?})", config.listen);
             ExitCode::FAILURE
         }
         Command::Demo(args) => {
