@@ -76,6 +76,11 @@ pub(crate) async fn run_connection<S: Signer>(
         Err(reason) => {
             count_handshake(shared, direction, reason);
             debug!(%peer, reason, "connection refused after handshake");
+            if dialed_by_me {
+                // Discovery expects every dial it planned to be answered (ignored if the peer
+                // is connected through the other connection).
+                let _ = lock(&shared.tracker).handle_dial_failed(&peer, now_ms(), &mut rand::rng());
+            }
             return;
         }
     };
