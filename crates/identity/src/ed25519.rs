@@ -121,7 +121,7 @@ impl crate::Verifier for PublicKey {
         let key = VerifyingKey::from_bytes(&arr).map_err(|_| KeyError::NonCanonical)?;
         // The decoder accepts some non-canonical encodings (y >= p, or a sign bit on x = 0);
         // the canonical re-encoding must give back the same bytes.
-        if key.to_bytes() != arr {
+        if key.to_edwards().compress().to_bytes() != arr {
             return Err(KeyError::NonCanonical);
         }
         if key.is_weak() {
