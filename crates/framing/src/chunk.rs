@@ -86,19 +86,34 @@ pub fn chunk_capacity(
     total_parts: u32,
 ) -> Option<u32> {
     let max = u64::from(max_plaintext_len);
-    let empty = envelope_len(channel, part, total_parts, 0);
-    if empty > max {
+    if envelope_len(channel, part, total_parts, 0) > max {
         return None;
     }
-    // Any non-empty content costs at least its own length plus a key byte and a one-byte length
-    // varint, so `max - empty - 2` is an upper bound; the varints can cost at most 8 more bytes,
-    // so the loop below runs at most 9 times.
-    let mut content = (max - empty).saturating_sub(2);
-    while content > 0 && envelope_len(channel, part, total_parts, content) > max {
-        content -= 1;
-    }
+    // Largest body with `1 + vl(body) + body <= max`, then the largest content with
+    // `fixed + 1 + vl(content) + content <= body` (the envelope grows with the body, which grows
+    // with the content). `max >= envelope_len(.., 0) >= 1 + 1 + 2` here, so `max - 1 >= 1`.
+    let body = max_with_varint(max - 1);
+    let fixed = chunk_body_len(channel, part, total_parts, 0);
+    let content = match body.checked_sub(fixed + 1) {
+        Some(room) if room >= 1 => max_with_varint(room),
+        _ => 0,
+    };
     // `content <= max <= u32::MAX`.
     Some(content as u32)
+}
+
+/// The largest `x` with `x + vl(x) <= limit` (`1 <= limit <= u32::MAX`), where `vl` is the
+/// protobuf varint length: for each varint width `w`, the largest value of that width that fits
+/// is `min(limit - w, 2^(7w) - 1)`; five widths cover every `u32`.
+fn max_with_varint(limit: u64) -> u64 {
+    let mut best = 0;
+    for width in 1..=5u32 {
+        let Some(x) = limit.checked_sub(u64::from(width)) else {
+            break;
+        };
+        best = best.max(x.min((1u64 << (7 * width)) - 1));
+    }
+    best
 }
 
 /// Number of parts values whose varint has `width` bytes, and the smallest one.

@@ -232,7 +232,7 @@ proptest! {
 
     #[test]
     fn capacity_is_the_largest_fitting_content(
-        max in 1u32..200_000,
+        max in prop_oneof![1u32..200_000, any::<u32>()],
         channel in any::<u32>(),
         part in any::<u32>(),
         total in 1u32..=u32::MAX,
