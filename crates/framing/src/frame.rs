@@ -185,4 +185,137 @@ mod tests {
             assert_eq!(got, vec![b"abc".to_vec(), vec![9u8; 40]], "cut at {cut}");
         }
     }
+
+    /// Decodes everything `pieces` deliver, fed one piece at a time.
+    fn decode_pieces<'a>(
+        pieces: impl IntoIterator<Item = &'a [u8]>,
+        max: u32,
+    ) -> Result<Vec<Vec<u8>>, FrameError> {
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for piece in pieces {
+            buf.extend_from_slice(piece);
+            while let Some(frame) = decode(&mut buf, max)? {
+                got.push(frame.to_vec());
+            }
+        }
+        assert!(buf.is_empty(), "a whole stream leaves nothing buffered");
+        Ok(got)
+    }
+
+    #[test]
+    fn byte_by_byte_and_every_pair_of_cuts() {
+        let bodies: Vec<Vec<u8>> = vec![vec![], vec![1], vec![2; 7], vec![], vec![3; 20]];
+        let mut wire = BytesMut::new();
+        for body in &bodies {
+            encode(&mut wire, body, 32).unwrap();
+        }
+        let wire = wire.freeze();
+        assert_eq!(decode_pieces(wire.chunks(1), 32).unwrap(), bodies);
+        for a in 0..=wire.len() {
+            for b in a..=wire.len() {
+                let pieces = [&wire[..a], &wire[a..b], &wire[b..]];
+                assert_eq!(decode_pieces(pieces, 32).unwrap(), bodies, "cuts {a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_header_split_across_reads() {
+        let header = 1025u32.to_be_bytes();
+        let mut buf = BytesMut::new();
+        for (i, byte) in header.iter().enumerate() {
+            buf.extend_from_slice(&[*byte]);
+            let result = decode(&mut buf, 1024);
+            if i + 1 < HEADER_LEN {
+                assert_eq!(result, Ok(None), "no verdict before the whole header");
+            } else {
+                assert_eq!(
+                    result,
+                    Err(FrameError::TooLarge {
+                        len: 1025,
+                        max: 1024
+                    })
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn waiting_reserves_at_most_one_frame() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&1000u32.to_be_bytes());
+        buf.extend_from_slice(&[0u8; 10]);
+        assert_eq!(decode(&mut buf, 1000), Ok(None));
+        assert!(
+            buf.capacity() >= HEADER_LEN + 1000,
+            "room for the rest of the frame"
+        );
+        assert!(
+            buf.capacity() <= 2 * (HEADER_LEN + 1000),
+            "{}",
+            buf.capacity()
+        );
+        // A maximum-size frame is accepted; one byte more is not.
+        let mut out = BytesMut::new();
+        encode(&mut out, &[5u8; 1000], 1000).unwrap();
+        assert_eq!(decode(&mut out, 1000).unwrap().unwrap().len(), 1000);
+        let mut out = BytesMut::from(&1001u32.to_be_bytes()[..]);
+        assert!(decode(&mut out, 1000).is_err());
+    }
+
+    #[test]
+    fn finish_with_a_foreign_start_is_misuse() {
+        let mut other = BytesMut::new();
+        other.put_slice(&[0u8; 64]);
+        let start = begin(&mut other);
+        let mut out = BytesMut::new();
+        assert_eq!(finish(&mut out, start, 16), Err(FrameError::BadStart));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_frames_any_cuts(
+                bodies in proptest::collection::vec(
+                    proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+                cuts in proptest::collection::vec(any::<usize>(), 0..12),
+            ) {
+                let mut wire = BytesMut::new();
+                for body in &bodies {
+                    encode(&mut wire, body, 300).unwrap();
+                }
+                let wire = wire.freeze();
+                let mut points: Vec<usize> =
+                    cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+                points.sort_unstable();
+                let mut pieces = Vec::new();
+                let mut last = 0;
+                for p in points {
+                    pieces.push(&wire[last..p]);
+                    last = p;
+                }
+                pieces.push(&wire[last..]);
+                prop_assert_eq!(decode_pieces(pieces, 300).unwrap(), bodies);
+            }
+
+            #[test]
+            fn oversized_frames_are_refused_wherever_the_stream_is_cut(
+                len in 301u32..,
+                cut in 0usize..4,
+            ) {
+                let header = len.to_be_bytes();
+                let result = decode_pieces([&header[..cut], &header[cut..]], 300);
+                prop_assert_eq!(
+                    result,
+                    Err(FrameError::TooLarge { len: u64::from(len), max: 300 })
+                );
+            }
+        }
+    }
 }

@@ -1,0 +1,92 @@
+//! Tracker configuration and presets.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// Configuration of a [`crate::Tracker`].
+///
+/// Fields marked *must match* have to agree across the peers of one network.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Network namespace mixed into every record signature. *Must match.*
+    pub namespace: Bytes,
+    /// How many peer-set indexes are tracked at once (the most recent ones are kept).
+    pub tracked_indexes: NonZeroUsize,
+    /// Largest peer set accepted; bounds every bit vector to `ceil(max / 8)` bytes.
+    /// *Must match* (or be at least the largest set the application registers).
+    pub max_peer_set_size: NonZeroUsize,
+    /// Most records we put into one gossip answer.
+    pub max_gossip_records: NonZeroUsize,
+    /// Most records accepted in one `Peers` message. *Must be* at least every peer's
+    /// `max_gossip_records`.
+    pub max_records_per_message: NonZeroUsize,
+    /// Interval between two bit vectors (pings) sent to the connected peers.
+    pub ping_interval: Duration,
+    /// How far in the future a record's timestamp may be.
+    pub max_clock_skew: Duration,
+    /// Delay before the first redial after a failure; doubles with every further failure.
+    pub dial_backoff_base: Duration,
+    /// Upper bound of the redial delay (before jitter).
+    pub dial_backoff_max: Duration,
+    /// Uniform random jitter added to every redial delay, in `[0, dial_jitter)`.
+    pub dial_jitter: Duration,
+    /// After this many consecutive failed dials of one record's address, the address is marked
+    /// unknown (its bit goes back to 0) until a newer record arrives. Bootstrapper addresses are
+    /// never marked unknown.
+    pub max_failed_dials: NonZeroU32,
+}
+
+impl Config {
+    /// For production networks: up to 8 gossip records per answer (about 1 KiB with ed25519),
+    /// ping every 5 s, 10 s of clock skew, redials from 1 s up to 1 min.
+    pub fn recommended(namespace: impl Into<Bytes>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            tracked_indexes: nz(3),
+            max_peer_set_size: nz(1 << 16),
+            max_gossip_records: nz(32),
+            max_records_per_message: nz(64),
+            ping_interval: Duration::from_secs(5),
+            max_clock_skew: Duration::from_secs(10),
+            dial_backoff_base: Duration::from_secs(1),
+            dial_backoff_max: Duration::from_secs(60),
+            dial_jitter: Duration::from_millis(500),
+            max_failed_dials: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
+        }
+    }
+
+    /// For fast test networks: ping every second, redials from 200 ms up to 5 s.
+    pub fn aggressive(namespace: impl Into<Bytes>) -> Self {
+        Self {
+            ping_interval: Duration::from_secs(1),
+            dial_backoff_base: Duration::from_millis(200),
+            dial_backoff_max: Duration::from_secs(5),
+            dial_jitter: Duration::from_millis(100),
+            max_failed_dials: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
+            ..Self::recommended(namespace)
+        }
+    }
+
+    /// For a handful of processes on one machine: ping every 250 ms, redials from 50 ms.
+    pub fn local(namespace: impl Into<Bytes>) -> Self {
+        Self {
+            ping_interval: Duration::from_millis(250),
+            dial_backoff_base: Duration::from_millis(50),
+            dial_backoff_max: Duration::from_secs(1),
+            dial_jitter: Duration::from_millis(20),
+            max_failed_dials: NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN),
+            ..Self::recommended(namespace)
+        }
+    }
+}
+
+fn nz(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,204 @@
+//! Harnesses for the cargo-fuzz targets in `fuzz/` (enabled by the `fuzzing` feature).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
+
+use arbitrary::{Arbitrary, Unstructured};
+use bytes::Bytes;
+use p2p_identity::{Signer, ed25519};
+use p2p_proto::{BitVec, Peer, Peers, Signature as WireSignature};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::{Config, Tracker, sign_record};
+
+/// Keys in the pool that the operations pick from (key 0 is the tracker's own).
+const POOL: u8 = 12;
+
+/// One record of a fuzzed `Peers` message.
+#[derive(Arbitrary, Debug)]
+pub struct FuzzRecord {
+    signer: u8,
+    port: u16,
+    timestamp_delta: i32,
+    /// Replace the socket with these bytes.
+    raw_socket: Option<Vec<u8>>,
+    /// Replace the public key with these bytes.
+    raw_key: Option<Vec<u8>>,
+    /// Replace the signature with these bytes.
+    raw_signature: Option<Vec<u8>>,
+    no_signature: bool,
+}
+
+/// One input to the tracker.
+#[derive(Arbitrary, Debug)]
+pub enum Op {
+    /// Register a peer set of pool keys (bit i of `members` = key i).
+    PeerSet {
+        /// Index.
+        index: u8,
+        /// Members.
+        members: u16,
+    },
+    /// A bit vector from a pool key.
+    BitVec {
+        /// Sender.
+        from: u8,
+        /// Index.
+        index: u8,
+        /// Bits.
+        bits: Vec<u8>,
+    },
+    /// Records from a pool key.
+    Peers {
+        /// Sender.
+        from: u8,
+        /// Records.
+        records: Vec<FuzzRecord>,
+    },
+    /// A connection completed.
+    Connected {
+        /// Peer.
+        peer: u8,
+        /// Direction.
+        dialed_by_me: bool,
+    },
+    /// A connection closed.
+    Disconnected {
+        /// Peer.
+        peer: u8,
+    },
+    /// A dial failed.
+    DialFailed {
+        /// Peer.
+        peer: u8,
+    },
+    /// Time passes.
+    Advance {
+        /// Milliseconds.
+        ms: u16,
+    },
+    /// Poll dials and pings.
+    Poll,
+    /// Our address changes.
+    UpdateAddress {
+        /// New port.
+        port: u16,
+    },
+}
+
+fn socket(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port.max(1))
+}
+
+/// Feeds the tracker an arbitrary sequence of operations; panics only on a broken invariant.
+pub fn tracker_ops(data: &[u8]) {
+    let u = Unstructured::new(data);
+    let Ok(ops) = Vec::<Op>::arbitrary_take_rest(u) else {
+        return;
+    };
+    let signers: Vec<ed25519::PrivateKey> = (0..u64::from(POOL))
+        .map(ed25519::PrivateKey::insecure_from_seed)
+        .collect();
+    let keys: Vec<ed25519::PublicKey> = signers.iter().map(|s| s.public_key()).collect();
+    let mut config = Config::local(&b"fuzz"[..]);
+    config.max_gossip_records = NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN);
+    config.max_records_per_message = NonZeroUsize::new(6).unwrap_or(NonZeroUsize::MIN);
+    config.max_peer_set_size = NonZeroUsize::new(10).unwrap_or(NonZeroUsize::MIN);
+    let ns = config.namespace.clone();
+    let mut now: u64 = 1_000_000;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let Ok(mut tracker) = Tracker::with_signer(
+        config.clone(),
+        &signers[0],
+        socket(1),
+        now,
+        vec![(keys[1].clone(), socket(2))],
+    ) else {
+        panic!("own record must verify");
+    };
+    let key = |i: u8| keys[usize::from(i % POOL)].clone();
+    for op in ops.into_iter().take(256) {
+        match op {
+            Op::PeerSet { index, members } => {
+                let set: Vec<_> = (0..POOL)
+                    .filter(|i| members & (1 << i) != 0)
+                    .map(key)
+                    .collect();
+                let _ = tracker.handle_peer_set(u64::from(index), set);
+                for evicted in tracker.take_evictions() {
+                    assert!(!tracker.is_authorized(&evicted));
+                }
+            }
+            Op::BitVec { from, index, bits } => {
+                let bv = BitVec {
+                    index: u64::from(index),
+                    bits: Bytes::from(bits),
+                };
+                if let Ok(Some(answer)) = tracker.handle_bit_vec(&key(from), &bv, &mut rng) {
+                    assert!(!answer.peers.is_empty());
+                    assert!(answer.peers.len() <= config.max_gossip_records.get());
+                }
+            }
+            Op::Peers { from, records } => {
+                let peers = records
+                    .into_iter()
+                    .map(|r| {
+                        let signer = &signers[usize::from(r.signer % POOL)];
+                        let ts = now.saturating_add_signed(i64::from(r.timestamp_delta));
+                        let mut p = sign_record(signer, &ns, socket(r.port), ts);
+                        if let Some(raw) = r.raw_socket {
+                            p.socket = Bytes::from(raw);
+                        }
+                        if let Some(sig) = p.signature.as_mut() {
+                            if let Some(raw) = r.raw_key {
+                                sig.public_key = Bytes::from(raw);
+                            }
+                            if let Some(raw) = r.raw_signature {
+                                sig.signature = Bytes::from(raw);
+                            }
+                        }
+                        if r.no_signature {
+                            p.signature = None::<WireSignature>;
+                        }
+                        p
+                    })
+                    .collect::<Vec<Peer>>();
+                let _ = tracker.handle_peers(&key(from), Peers { peers }, now);
+            }
+            Op::Connected { peer, dialed_by_me } => {
+                let k = key(peer);
+                let ok = tracker.handle_connected(&k, dialed_by_me).is_ok();
+                assert_eq!(ok, tracker.is_authorized(&k));
+            }
+            Op::Disconnected { peer } => {
+                let _ = tracker.handle_disconnected(&key(peer), now, &mut rng);
+            }
+            Op::DialFailed { peer } => {
+                let _ = tracker.handle_dial_failed(&key(peer), now, &mut rng);
+            }
+            Op::Advance { ms } => now += u64::from(ms),
+            Op::Poll => {
+                for (k, _) in tracker.poll_dials(now) {
+                    assert_ne!(&k, tracker.me());
+                    assert!(tracker.is_authorized(&k));
+                    assert!(!tracker.is_connected(&k));
+                }
+                if let Some(bv) = tracker.poll_ping(now, &mut rng) {
+                    let stats = tracker.stats();
+                    let set = stats.iter().find(|s| s.index == bv.index);
+                    assert!(set.is_some_and(|s| s.peers.div_ceil(8) == bv.bits.len()));
+                }
+            }
+            Op::UpdateAddress { port } => {
+                let before = tracker.my_record().timestamp;
+                if let Ok(rec) = tracker.update_my_address(&signers[0], socket(port), now) {
+                    assert!(rec.timestamp > before);
+                }
+            }
+        }
+        for s in tracker.stats() {
+            assert!(s.known <= s.peers && s.connected <= s.peers);
+        }
+    }
+}

@@ -1,0 +1,951 @@
+//! The tracker: peer sets, known records, gossip answers, dial planning.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use p2p_identity::{KeyError, Signer, Verifier};
+use p2p_proto::{BitVec, Peer, Peers};
+use rand::Rng;
+
+use crate::config::ms;
+use crate::record::{DirectVerifier, RecordVerifier, VerifiedRecord, sign_record};
+use crate::socket::decode_socket;
+use crate::{Config, Error};
+
+const CONNECTED: u8 = 1;
+const DIALING: u8 = 2;
+const STALE: u8 = 4;
+const BOOT: u8 = 8;
+
+/// Per-key state of a key in the union of the tracked sets (kept small: a node tracks every
+/// peer of every tracked set).
+#[derive(Clone, Debug, Default)]
+struct Slot {
+    record: Option<Arc<VerifiedRecord>>,
+    next_dial_ms: u64,
+    failures: u32,
+    flags: u8,
+}
+
+impl Slot {
+    fn known(&self) -> bool {
+        self.record.is_some() && self.flags & STALE == 0
+    }
+}
+
+/// A bootstrapper: always authorized, always dialed while not connected.
+#[derive(Clone, Debug)]
+struct Boot<V> {
+    key: V,
+    addr: SocketAddr,
+    next_dial_ms: u64,
+    failures: u32,
+    connected: bool,
+    dialing: bool,
+}
+
+/// One registered peer set.
+#[derive(Clone, Debug)]
+struct PeerSet<V> {
+    keys: Arc<[V]>,
+    /// Position in the set -> position in the union; `None` when the set *is* the union.
+    to_union: Option<Vec<u32>>,
+    /// Cached bit vector (valid while the tracker's `bits_dirty` is false).
+    bits: Vec<u8>,
+}
+
+impl<V> PeerSet<V> {
+    fn union_pos(&self, pos: usize) -> usize {
+        match &self.to_union {
+            None => pos,
+            // Built with one entry per key of the set.
+            Some(map) => map[pos] as usize,
+        }
+    }
+}
+
+/// Which of two connections between the same two peers to keep (see [`resolve_duplicate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepConnection {
+    /// Keep the connection that was established first; close the new one.
+    Existing,
+    /// Keep the new connection; close the existing one.
+    New,
+}
+
+/// The simultaneous-dial rule: which of two connections between `me` and `peer` survives.
+///
+/// When the two connections were dialed in opposite directions, the one **dialed by the smaller
+/// key** (in the keys' canonical byte order) is kept. Both peers compute the same answer, since
+/// from the other side `me` and `peer` swap and so do both directions. When both connections were
+/// dialed by the same side, the existing one is kept (a new connection never displaces a live
+/// one; a dead one is detected by the missing pings and the next dial succeeds).
+pub fn resolve_duplicate<V: Ord>(
+    me: &V,
+    peer: &V,
+    existing_dialed_by_me: bool,
+    new_dialed_by_me: bool,
+) -> KeepConnection {
+    if existing_dialed_by_me == new_dialed_by_me {
+        return KeepConnection::Existing;
+    }
+    let smaller_is_me = me < peer;
+    if new_dialed_by_me == smaller_is_me {
+        KeepConnection::New
+    } else {
+        KeepConnection::Existing
+    }
+}
+
+/// What [`Tracker::handle_peers`] did with the records of one message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeersOutcome {
+    /// Records that were new or newer than the stored ones, verified and stored.
+    pub accepted: usize,
+    /// Records not newer than the stored ones, our own, or of bootstrap-only keys (no
+    /// signature check was spent on them).
+    pub ignored: usize,
+    /// Records dropped for a non-fatal reason ([`Error::UnauthorizedSigner`],
+    /// [`Error::FutureTimestamp`]).
+    pub dropped: Vec<Error>,
+}
+
+/// Counts of one tracked peer set, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetStats {
+    /// The peer-set index.
+    pub index: u64,
+    /// Keys in the set.
+    pub peers: usize,
+    /// Keys with a known, not stale address (including ourselves if we are in the set).
+    pub known: usize,
+    /// Keys we are connected to.
+    pub connected: usize,
+}
+
+/// The sans-IO discovery tracker (see the crate docs for the order of calls).
+///
+/// `V` is the identity scheme's public key; `C` decides how records are verified
+/// ([`DirectVerifier`] everywhere but in simulations).
+#[derive(Debug)]
+pub struct Tracker<V: Verifier, C: RecordVerifier<V> = DirectVerifier> {
+    config: Config,
+    me: V,
+    my_record: Arc<VerifiedRecord>,
+    verifier: C,
+    sets: BTreeMap<u64, PeerSet<V>>,
+    /// Sorted union of the keys of all tracked sets.
+    union: Arc<[V]>,
+    /// One slot per key of `union`.
+    slots: Vec<Slot>,
+    self_slot: Option<usize>,
+    boots: Vec<Boot<V>>,
+    evictions: Vec<V>,
+    next_ping_ms: u64,
+    bits_dirty: bool,
+}
+
+impl<V: Verifier> Tracker<V> {
+    /// A tracker for `me`, whose signed record is `my_record` (see [`crate::sign_record`]),
+    /// with its bootstrappers (ourselves and duplicates are dropped from that list).
+    ///
+    /// Errors: [`Error::NotMyKey`] if the record is not signed by `me`, or any record
+    /// validation error of [`Tracker::handle_peers`] for a malformed own record.
+    pub fn new(
+        config: Config,
+        me: V,
+        my_record: Peer,
+        bootstrappers: Vec<(V, SocketAddr)>,
+    ) -> Result<Self, Error> {
+        Self::with_verifier(config, me, my_record, bootstrappers, DirectVerifier)
+    }
+
+    /// Signs our record for `socket` at `now_ms` and builds the tracker (see [`Tracker::new`]).
+    pub fn with_signer<S: Signer<PublicKey = V>>(
+        config: Config,
+        signer: &S,
+        socket: SocketAddr,
+        now_ms: u64,
+        bootstrappers: Vec<(V, SocketAddr)>,
+    ) -> Result<Self, Error> {
+        let record = sign_record(signer, &config.namespace, socket, now_ms);
+        Self::new(config, signer.public_key(), record, bootstrappers)
+    }
+}
+
+impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
+    /// Like [`Tracker::new`], verifying records through `verifier`.
+    pub fn with_verifier(
+        config: Config,
+        me: V,
+        my_record: Peer,
+        bootstrappers: Vec<(V, SocketAddr)>,
+        mut verifier: C,
+    ) -> Result<Self, Error> {
+        let sig = my_record.signature.ok_or(Error::MissingSignature)?;
+        if &sig.public_key[..] != me.as_bytes() {
+            return Err(Error::NotMyKey);
+        }
+        let socket = decode_socket(&my_record.socket).map_err(Error::MalformedSocket)?;
+        let my_record = verifier.verify(
+            &config.namespace,
+            &me,
+            socket,
+            my_record.timestamp,
+            &sig.signature,
+        )?;
+        let mut boots: Vec<Boot<V>> = Vec::with_capacity(bootstrappers.len());
+        for (key, addr) in bootstrappers {
+            if key != me && !boots.iter().any(|b| b.key == key) {
+                boots.push(Boot {
+                    key,
+                    addr,
+                    next_dial_ms: 0,
+                    failures: 0,
+                    connected: false,
+                    dialing: false,
+                });
+            }
+        }
+        Ok(Self {
+            config,
+            me,
+            my_record,
+            verifier,
+            sets: BTreeMap::new(),
+            union: Arc::from(Vec::new()),
+            slots: Vec::new(),
+            self_slot: None,
+            boots,
+            evictions: Vec::new(),
+            next_ping_ms: 0,
+            bits_dirty: true,
+        })
+    }
+
+    /// Our public key.
+    pub fn me(&self) -> &V {
+        &self.me
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The record verifier (e.g. to read a cache's counters).
+    pub fn verifier(&self) -> &C {
+        &self.verifier
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Inputs
+    // ------------------------------------------------------------------------------------------
+
+    /// Registers the peer set `index` (keys are sorted and de-duplicated here).
+    ///
+    /// Keeps the `tracked_indexes` most recent (largest) indexes; older sets are forgotten, and
+    /// connected peers that are in no remaining set and are not bootstrappers are queued for
+    /// [`Tracker::take_evictions`].
+    ///
+    /// Errors: [`Error::PeerSetTooLarge`], [`Error::PeerSetExists`], [`Error::PeerSetTooOld`].
+    pub fn handle_peer_set(&mut self, index: u64, mut keys: Vec<V>) -> Result<(), Error> {
+        keys.sort_unstable();
+        keys.dedup();
+        self.insert_set(index, Arc::from(keys))
+    }
+
+    /// Like [`Tracker::handle_peer_set`] for a set shared with other trackers (no copy of the
+    /// keys when it is already strictly sorted; sorted into a new allocation otherwise).
+    pub fn handle_peer_set_shared(&mut self, index: u64, keys: Arc<[V]>) -> Result<(), Error> {
+        if keys.windows(2).all(|w| w[0] < w[1]) {
+            self.insert_set(index, keys)
+        } else {
+            self.handle_peer_set(index, keys.to_vec())
+        }
+    }
+
+    fn insert_set(&mut self, index: u64, keys: Arc<[V]>) -> Result<(), Error> {
+        let max = self.config.max_peer_set_size.get();
+        if keys.len() > max {
+            return Err(Error::PeerSetTooLarge {
+                got: keys.len(),
+                max,
+            });
+        }
+        if self.sets.contains_key(&index) {
+            return Err(Error::PeerSetExists { index });
+        }
+        if self.sets.len() >= self.config.tracked_indexes.get()
+            && let Some((&oldest, _)) = self.sets.first_key_value()
+            && index < oldest
+        {
+            return Err(Error::PeerSetTooOld { index, oldest });
+        }
+        self.sets.insert(
+            index,
+            PeerSet {
+                keys,
+                to_union: None,
+                bits: Vec::new(),
+            },
+        );
+        while self.sets.len() > self.config.tracked_indexes.get() {
+            self.sets.pop_first();
+        }
+        self.rebuild_union();
+        Ok(())
+    }
+
+    fn rebuild_union(&mut self) {
+        let union: Arc<[V]> = if self.sets.len() == 1 {
+            // One set: share it.
+            self.sets
+                .values()
+                .next()
+                .map(|s| s.keys.clone())
+                .unwrap_or_else(|| Arc::from(Vec::new()))
+        } else {
+            let mut all: Vec<V> = self
+                .sets
+                .values()
+                .flat_map(|s| s.keys.iter().cloned())
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            Arc::from(all)
+        };
+        for set in self.sets.values_mut() {
+            set.to_union = if Arc::ptr_eq(&set.keys, &union) {
+                None
+            } else {
+                // Every key of a set is in the union, so the search always succeeds.
+                Some(
+                    set.keys
+                        .iter()
+                        .map(|k| union.binary_search(k).unwrap_or(0) as u32)
+                        .collect(),
+                )
+            };
+        }
+        // Carry the state of keys that stay; evict connected keys that leave.
+        let mut slots = vec![Slot::default(); union.len()];
+        let (mut i, mut j) = (0, 0);
+        while i < self.union.len() {
+            let old = &self.union[i];
+            while j < union.len() && union[j] < *old {
+                j += 1;
+            }
+            if j < union.len() && union[j] == *old {
+                slots[j] = std::mem::take(&mut self.slots[i]);
+                slots[j].flags &= !BOOT;
+            } else if self.slots[i].flags & CONNECTED != 0
+                && !self.boots.iter().any(|b| &b.key == old)
+            {
+                self.evictions.push(old.clone());
+            }
+            i += 1;
+        }
+        self.self_slot = union.binary_search(&self.me).ok();
+        if let Some(s) = self.self_slot {
+            slots[s].record = Some(self.my_record.clone());
+            slots[s].flags = 0;
+        }
+        for b in &self.boots {
+            if let Ok(pos) = union.binary_search(&b.key) {
+                slots[pos].flags |= BOOT;
+                if b.connected {
+                    slots[pos].flags |= CONNECTED;
+                }
+            }
+        }
+        self.union = union;
+        self.slots = slots;
+        self.bits_dirty = true;
+    }
+
+    /// The facade completed a handshake with `peer` and keeps the connection (after applying
+    /// [`resolve_duplicate`]). Call at most once per kept connection.
+    ///
+    /// Errors: [`Error::NotAuthorized`] if `peer` is not authorized (the facade must not keep
+    /// such a connection).
+    pub fn handle_connected(&mut self, peer: &V, dialed_by_me: bool) -> Result<(), Error> {
+        let _ = dialed_by_me;
+        let (slot, boot) = self.locate(peer);
+        if slot.is_none() && boot.is_none() {
+            return Err(Error::NotAuthorized);
+        }
+        if let Some(s) = slot {
+            let slot = &mut self.slots[s];
+            slot.flags = (slot.flags | CONNECTED) & !DIALING;
+            slot.failures = 0;
+        }
+        if let Some(b) = boot {
+            let boot = &mut self.boots[b];
+            boot.connected = true;
+            boot.dialing = false;
+            boot.failures = 0;
+        }
+        Ok(())
+    }
+
+    /// The kept connection with `peer` closed. The peer is redialed after the base backoff plus
+    /// jitter (if we know its address).
+    ///
+    /// Errors: [`Error::NotAuthorized`] if `peer` is no longer authorized (nothing to do then).
+    pub fn handle_disconnected<R: Rng + ?Sized>(
+        &mut self,
+        peer: &V,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        let next = now_ms
+            .saturating_add(ms(self.config.dial_backoff_base))
+            .saturating_add(self.jitter(rng));
+        let (slot, boot) = self.locate(peer);
+        if slot.is_none() && boot.is_none() {
+            return Err(Error::NotAuthorized);
+        }
+        if let Some(s) = slot {
+            let slot = &mut self.slots[s];
+            slot.flags &= !(CONNECTED | DIALING);
+            slot.next_dial_ms = next;
+        }
+        if let Some(b) = boot {
+            let boot = &mut self.boots[b];
+            boot.connected = false;
+            boot.dialing = false;
+            boot.next_dial_ms = next;
+        }
+        Ok(())
+    }
+
+    /// A dial returned by [`Tracker::poll_dials`] failed (connect error, handshake error or
+    /// timeout, or the peer answered with another key).
+    ///
+    /// The redial delay doubles with every consecutive failure (from `dial_backoff_base` up to
+    /// `dial_backoff_max`, plus jitter). After `max_failed_dials` consecutive failures of one
+    /// record's address, that address is marked unknown until a newer record arrives.
+    /// Ignored (`Ok`) if the peer is connected meanwhile.
+    ///
+    /// Errors: [`Error::NotAuthorized`] if `peer` is no longer authorized.
+    pub fn handle_dial_failed<R: Rng + ?Sized>(
+        &mut self,
+        peer: &V,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        let jitter = self.jitter(rng);
+        let (slot, boot) = self.locate(peer);
+        if slot.is_none() && boot.is_none() {
+            return Err(Error::NotAuthorized);
+        }
+        if let Some(b) = boot {
+            let boot = &mut self.boots[b];
+            boot.dialing = false;
+            if !boot.connected {
+                boot.failures = boot.failures.saturating_add(1);
+                boot.next_dial_ms = now_ms
+                    .saturating_add(backoff(&self.config, boot.failures))
+                    .saturating_add(jitter);
+            }
+        }
+        if let Some(s) = slot {
+            let max_failed = self.config.max_failed_dials.get();
+            let slot = &mut self.slots[s];
+            slot.flags &= !DIALING;
+            if slot.flags & (CONNECTED | BOOT) == 0 {
+                slot.failures = slot.failures.saturating_add(1);
+                slot.next_dial_ms = now_ms
+                    .saturating_add(backoff(&self.config, slot.failures))
+                    .saturating_add(jitter);
+                if slot.failures >= max_failed && slot.flags & STALE == 0 {
+                    slot.flags |= STALE;
+                    self.bits_dirty = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A bit vector arrived from the connected peer `from`. Returns the gossip answer to send
+    /// back, if any: up to `max_gossip_records` random records that we know and `from` lacks,
+    /// records of peers we are connected to (whose addresses are proven) first. `None` means
+    /// the sender knows everything we know; its vector was just a ping.
+    ///
+    /// Errors: [`Error::UnauthorizedSender`], [`Error::UnknownIndex`] (not fatal),
+    /// [`Error::WrongBitLength`], [`Error::NonzeroPadding`].
+    pub fn handle_bit_vec<R: Rng + ?Sized>(
+        &mut self,
+        from: &V,
+        bit_vec: &BitVec,
+        rng: &mut R,
+    ) -> Result<Option<Peers>, Error> {
+        let index = bit_vec.index;
+        // The sender is authorized if it is in the set the vector names (the common case, one
+        // search) or anywhere else.
+        let sender = self
+            .sets
+            .get(&index)
+            .and_then(|set| set.keys.binary_search(from).ok());
+        if sender.is_none() && !self.is_authorized(from) {
+            return Err(Error::UnauthorizedSender);
+        }
+        let set = self.sets.get(&index).ok_or(Error::UnknownIndex { index })?;
+        let n = set.keys.len();
+        let expected = n.div_ceil(8);
+        let theirs = &bit_vec.bits[..];
+        if theirs.len() != expected {
+            return Err(Error::WrongBitLength {
+                index,
+                expected,
+                got: theirs.len(),
+            });
+        }
+        if n % 8 != 0 {
+            let mask = !((1u8 << (n % 8)) - 1);
+            if theirs.last().is_some_and(|last| last & mask != 0) {
+                return Err(Error::NonzeroPadding { index });
+            }
+        }
+        self.refresh_bits();
+        let Some(set) = self.sets.get(&index) else {
+            return Err(Error::UnknownIndex { index });
+        };
+        let max = self.config.max_gossip_records.get();
+        let mut preferred: Vec<u32> = Vec::new();
+        let mut others: Vec<u32> = Vec::new();
+        for_each_missing(&set.bits, theirs, |pos| {
+            if Some(pos) == sender {
+                return;
+            }
+            let u = set.union_pos(pos);
+            let connected = self.slots[u].flags & CONNECTED != 0 || Some(u) == self.self_slot;
+            if connected {
+                preferred.push(u as u32);
+            } else {
+                others.push(u as u32);
+            }
+        });
+        if preferred.is_empty() && others.is_empty() {
+            return Ok(None);
+        }
+        let mut chosen: Vec<u32> = Vec::with_capacity(max.min(preferred.len() + others.len()));
+        pick(&mut chosen, &preferred, max, rng);
+        let left = max - chosen.len();
+        pick(&mut chosen, &others, left, rng);
+        let peers = chosen
+            .into_iter()
+            .filter_map(|u| {
+                let u = u as usize;
+                self.slots[u].record.as_ref().map(|r| r.to_peer())
+            })
+            .collect();
+        Ok(Some(Peers { peers }))
+    }
+
+    /// Records arrived from the connected peer `from` (its own record right after the
+    /// handshake, or a gossip answer).
+    ///
+    /// Each record is checked, cheapest first: signature field present, key well-formed and
+    /// authorized, socket well-formed, timestamp not beyond `max_clock_skew` after `now_ms`,
+    /// newer than the stored record (equal or older ones are ignored without a signature
+    /// check), and only then the signature. An accepted record replaces the stored one and
+    /// clears the address's failure count and stale mark.
+    ///
+    /// Errors (the whole message, processing stops; records before the bad one stay applied):
+    /// [`Error::UnauthorizedSender`], [`Error::TooManyRecords`] (checked before any record),
+    /// and the fatal record errors [`Error::MissingSignature`], [`Error::MalformedKey`],
+    /// [`Error::MalformedSocket`], [`Error::MalformedSignature`], [`Error::BadSignature`].
+    /// Non-fatal record errors drop only that record and are listed in
+    /// [`PeersOutcome::dropped`].
+    pub fn handle_peers(
+        &mut self,
+        from: &V,
+        peers: Peers,
+        now_ms: u64,
+    ) -> Result<PeersOutcome, Error> {
+        if !self.is_authorized(from) {
+            return Err(Error::UnauthorizedSender);
+        }
+        let max = self.config.max_records_per_message.get();
+        if peers.peers.len() > max {
+            return Err(Error::TooManyRecords {
+                got: peers.peers.len(),
+                max,
+            });
+        }
+        let mut outcome = PeersOutcome::default();
+        for peer in peers.peers {
+            match self.apply_record(peer, now_ms) {
+                Ok(true) => outcome.accepted += 1,
+                Ok(false) => outcome.ignored += 1,
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => outcome.dropped.push(e),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Validates one record and stores it if newer. `Ok(true)` if stored.
+    fn apply_record(&mut self, peer: Peer, now_ms: u64) -> Result<bool, Error> {
+        let sig = peer.signature.ok_or(Error::MissingSignature)?;
+        let key_bytes = &sig.public_key[..];
+        if key_bytes.len() != V::LEN {
+            return Err(Error::MalformedKey(KeyError::WrongLength {
+                expected: V::LEN,
+                got: key_bytes.len(),
+            }));
+        }
+        // The key order is the order of the canonical bytes, so the union can be searched by
+        // bytes without parsing the key.
+        let slot = self
+            .union
+            .binary_search_by(|k| k.as_bytes().cmp(key_bytes))
+            .ok();
+        let Some(u) = slot else {
+            if self.boots.iter().any(|b| b.key.as_bytes() == key_bytes) {
+                // Bootstrap-only keys are dialed at their configured address.
+                return Ok(false);
+            }
+            return Err(Error::UnauthorizedSigner);
+        };
+        let socket = decode_socket(&peer.socket).map_err(Error::MalformedSocket)?;
+        let max_skew_ms = ms(self.config.max_clock_skew);
+        if peer.timestamp > now_ms.saturating_add(max_skew_ms) {
+            return Err(Error::FutureTimestamp {
+                timestamp: peer.timestamp,
+                now: now_ms,
+                max_skew_ms,
+            });
+        }
+        if Some(u) == self.self_slot {
+            return Ok(false);
+        }
+        if let Some(old) = &self.slots[u].record
+            && old.timestamp() >= peer.timestamp
+        {
+            return Ok(false);
+        }
+        let record = self.verifier.verify(
+            &self.config.namespace,
+            &self.union[u],
+            socket,
+            peer.timestamp,
+            &sig.signature,
+        )?;
+        let slot = &mut self.slots[u];
+        if !slot.known() {
+            self.bits_dirty = true;
+        }
+        slot.record = Some(record);
+        slot.flags &= !STALE;
+        slot.failures = 0;
+        slot.next_dial_ms = 0;
+        Ok(true)
+    }
+
+    /// Our address changed: signs a new record (timestamp `now_ms`, or one more than the
+    /// previous record's if the clock went back) and returns it for the facade to send to
+    /// connected peers. It is also what [`Tracker::my_record`] returns from now on.
+    ///
+    /// Errors: [`Error::NotMyKey`] if `signer` is not our key.
+    pub fn update_my_address<S: Signer<PublicKey = V>>(
+        &mut self,
+        signer: &S,
+        socket: SocketAddr,
+        now_ms: u64,
+    ) -> Result<Peer, Error> {
+        if signer.public_key() != self.me {
+            return Err(Error::NotMyKey);
+        }
+        let timestamp = now_ms.max(self.my_record.timestamp().saturating_add(1));
+        let peer = sign_record(signer, &self.config.namespace, socket, timestamp);
+        let signature = peer
+            .signature
+            .as_ref()
+            .map(|s| s.signature.clone())
+            .unwrap_or_default();
+        self.my_record = DirectVerifier.verify(
+            &self.config.namespace,
+            &self.me,
+            socket,
+            timestamp,
+            &signature,
+        )?;
+        if let Some(s) = self.self_slot {
+            self.slots[s].record = Some(self.my_record.clone());
+        }
+        Ok(peer)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Outputs
+    // ------------------------------------------------------------------------------------------
+
+    /// Who to dial now: authorized, not connected, not being dialed peers whose address we
+    /// know (not stale) and whose backoff has expired, then bootstrappers (at the address of
+    /// their newest known record, else the configured one). Each returned peer counts as being
+    /// dialed until [`Tracker::handle_connected`] or [`Tracker::handle_dial_failed`].
+    pub fn poll_dials(&mut self, now_ms: u64) -> Vec<(V, SocketAddr)> {
+        let mut out = Vec::new();
+        for (u, slot) in self.slots.iter_mut().enumerate() {
+            if Some(u) == self.self_slot
+                || slot.flags & (CONNECTED | DIALING | STALE | BOOT) != 0
+                || slot.next_dial_ms > now_ms
+            {
+                continue;
+            }
+            if let Some(record) = &slot.record {
+                slot.flags |= DIALING;
+                out.push((self.union[u].clone(), record.socket()));
+            }
+        }
+        for boot in &mut self.boots {
+            if boot.connected || boot.dialing || boot.next_dial_ms > now_ms {
+                continue;
+            }
+            boot.dialing = true;
+            let addr = self
+                .union
+                .binary_search(&boot.key)
+                .ok()
+                .and_then(|u| {
+                    let slot = &self.slots[u];
+                    // Prefer a signed record over the configured address, unless it failed
+                    // often enough to be stale.
+                    slot.record
+                        .as_ref()
+                        .filter(|_| slot.flags & STALE == 0 && boot.failures % 2 == 0)
+                        .map(|r| r.socket())
+                })
+                .unwrap_or(boot.addr);
+            out.push((boot.key.clone(), addr));
+        }
+        out
+    }
+
+    /// The ping: a bit vector of a randomly chosen tracked index, at most once per
+    /// `ping_interval`. The facade sends it to every connected peer. `None` when no interval
+    /// has passed or no set is tracked.
+    pub fn poll_ping<R: Rng + ?Sized>(&mut self, now_ms: u64, rng: &mut R) -> Option<BitVec> {
+        if self.sets.is_empty() || now_ms < self.next_ping_ms {
+            return None;
+        }
+        self.next_ping_ms = now_ms.saturating_add(ms(self.config.ping_interval));
+        self.random_bit_vec(rng)
+    }
+
+    /// A bit vector of a randomly chosen tracked index (what the facade sends right after a
+    /// handshake, after our record). `None` if no set is tracked.
+    pub fn random_bit_vec<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Option<BitVec> {
+        if self.sets.is_empty() {
+            return None;
+        }
+        let k = rng.random_range(0..self.sets.len());
+        let index = self.sets.keys().nth(k).copied()?;
+        self.bit_vec(index)
+    }
+
+    /// Our bit vector for `index` (bit i = we know a not-stale address of the i-th key of the
+    /// sorted set, least significant bit of byte 0 first; we count as known to ourselves).
+    pub fn bit_vec(&mut self, index: u64) -> Option<BitVec> {
+        self.refresh_bits();
+        let set = self.sets.get(&index)?;
+        Some(BitVec {
+            index,
+            bits: Bytes::copy_from_slice(&set.bits),
+        })
+    }
+
+    /// Connected peers that left every tracked set (and are not bootstrappers) since the last
+    /// call: the facade disconnects them.
+    pub fn take_evictions(&mut self) -> Vec<V> {
+        std::mem::take(&mut self.evictions)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Queries
+    // ------------------------------------------------------------------------------------------
+
+    /// Our own record in wire form (sent right after every handshake).
+    pub fn my_record(&self) -> Peer {
+        self.my_record.to_peer()
+    }
+
+    /// Whether `key` may connect: in a tracked set or a bootstrapper (never ourselves).
+    pub fn is_authorized(&self, key: &V) -> bool {
+        let (slot, boot) = self.locate(key);
+        slot.is_some() || boot.is_some()
+    }
+
+    /// Whether we consider `key` connected.
+    pub fn is_connected(&self, key: &V) -> bool {
+        let (slot, boot) = self.locate(key);
+        slot.is_some_and(|s| self.slots[s].flags & CONNECTED != 0)
+            || boot.is_some_and(|b| self.boots[b].connected)
+    }
+
+    /// The stored, not stale record of `key`.
+    pub fn record(&self, key: &V) -> Option<&VerifiedRecord> {
+        let u = self.union.binary_search(key).ok()?;
+        let slot = &self.slots[u];
+        if slot.known() {
+            slot.record.as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// Every key of the tracked sets in order, with its stored, not stale record (ours
+    /// included).
+    pub fn records(&self) -> impl Iterator<Item = (&V, Option<&VerifiedRecord>)> + '_ {
+        self.union.iter().zip(self.slots.iter()).map(|(k, s)| {
+            let rec = if s.known() { s.record.as_deref() } else { None };
+            (k, rec)
+        })
+    }
+
+    /// The tracked indexes, oldest first.
+    pub fn tracked_indexes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.sets.keys().copied()
+    }
+
+    /// Counts per tracked set, for metrics.
+    pub fn stats(&self) -> Vec<SetStats> {
+        self.sets
+            .iter()
+            .map(|(&index, set)| {
+                let mut known = 0;
+                let mut connected = 0;
+                for pos in 0..set.keys.len() {
+                    let slot = &self.slots[set.union_pos(pos)];
+                    known += usize::from(slot.known());
+                    connected += usize::from(slot.flags & CONNECTED != 0);
+                }
+                SetStats {
+                    index,
+                    peers: set.keys.len(),
+                    known,
+                    connected,
+                }
+            })
+            .collect()
+    }
+
+    /// Heap bytes owned by this tracker, counted from the capacities of its allocations and
+    /// the sizes of their elements (shared key sets and records counted in full, as if this
+    /// tracker were their only owner). See docs/discovery.md.
+    pub fn memory_estimate(&self) -> usize {
+        use std::mem::size_of;
+        let record = size_of::<VerifiedRecord>()
+            + 2 * size_of::<usize>()
+            + <V::Signature as p2p_identity::Signature>::LEN;
+        let mut total = self.slots.capacity() * size_of::<Slot>();
+        total += self.slots.iter().filter(|s| s.record.is_some()).count() * record;
+        let mut set_keys = 0;
+        for set in self.sets.values() {
+            set_keys += set.keys.len();
+            total += set.bits.capacity();
+            total += set.to_union.as_ref().map_or(0, |m| m.capacity() * 4);
+            total += size_of::<PeerSet<V>>() + 4 * size_of::<usize>();
+        }
+        let union_shared = self
+            .sets
+            .values()
+            .any(|s| Arc::ptr_eq(&s.keys, &self.union));
+        let union_keys = if union_shared { 0 } else { self.union.len() };
+        total += (set_keys + union_keys) * size_of::<V>();
+        total += self.boots.capacity() * size_of::<Boot<V>>();
+        total += self.evictions.capacity() * size_of::<V>();
+        total
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Internals
+    // ------------------------------------------------------------------------------------------
+
+    /// Position in the union and in the bootstrapper list (ourselves: neither).
+    fn locate(&self, key: &V) -> (Option<usize>, Option<usize>) {
+        if *key == self.me {
+            return (None, None);
+        }
+        (
+            self.union.binary_search(key).ok(),
+            self.boots.iter().position(|b| b.key == *key),
+        )
+    }
+
+    fn jitter<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
+        let j = ms(self.config.dial_jitter);
+        if j == 0 { 0 } else { rng.random_range(0..j) }
+    }
+
+    fn refresh_bits(&mut self) {
+        if !self.bits_dirty {
+            return;
+        }
+        for set in self.sets.values_mut() {
+            let n = set.keys.len();
+            set.bits.clear();
+            set.bits.resize(n.div_ceil(8), 0);
+            for pos in 0..n {
+                if self.slots[set.union_pos(pos)].known() {
+                    set.bits[pos / 8] |= 1 << (pos % 8);
+                }
+            }
+        }
+        self.bits_dirty = false;
+    }
+}
+
+/// Redial delay after `failures` consecutive failures (before jitter).
+fn backoff(config: &Config, failures: u32) -> u64 {
+    let base = ms(config.dial_backoff_base);
+    let shift = failures.saturating_sub(1).min(32);
+    base.saturating_mul(1u64 << shift)
+        .min(ms(config.dial_backoff_max))
+}
+
+/// Calls `f` with every bit position set in `ours` and clear in `theirs` (equal lengths),
+/// eight bytes at a time.
+fn for_each_missing(ours: &[u8], theirs: &[u8], mut f: impl FnMut(usize)) {
+    let mut base = 0;
+    let mut a = ours.chunks_exact(8);
+    let mut b = theirs.chunks_exact(8);
+    for (x, y) in (&mut a).zip(&mut b) {
+        let mut word = u64::from_le_bytes(to8(x)) & !u64::from_le_bytes(to8(y));
+        while word != 0 {
+            f(base + word.trailing_zeros() as usize);
+            word &= word - 1;
+        }
+        base += 64;
+    }
+    for (i, (x, y)) in a.remainder().iter().zip(b.remainder()).enumerate() {
+        let mut byte = x & !y;
+        while byte != 0 {
+            f(base + 8 * i + byte.trailing_zeros() as usize);
+            byte &= byte - 1;
+        }
+    }
+}
+
+/// Callers pass `chunks_exact(8)` chunks, so the copy never panics.
+fn to8(chunk: &[u8]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(chunk);
+    out
+}
+
+/// Appends up to `amount` distinct random elements of `from` to `out`.
+fn pick<R: Rng + ?Sized>(out: &mut Vec<u32>, from: &[u32], amount: usize, rng: &mut R) {
+    if amount >= from.len() {
+        out.extend_from_slice(from);
+    } else {
+        for i in rand::seq::index::sample(rng, from.len(), amount) {
+            out.push(from[i]);
+        }
+    }
+}

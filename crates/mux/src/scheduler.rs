@@ -1,0 +1,239 @@
+//! The per-peer outbound scheduler: which frame goes next.
+
+use std::{
+    fmt,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use bytes::BytesMut;
+
+use crate::{
+    framing::Chunker,
+    limit::Limiter,
+    state::{PRIORITIES, PeerSlot, Shared, Table, lock, write},
+};
+
+/// What [`Scheduler::poll_frame`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollFrame {
+    /// One control frame's plaintext was appended to `out`.
+    Control,
+    /// One chunk (an encoded `p2p.v1.Message { chunk }`) was appended to `out`.
+    Chunk {
+        /// The chunk's channel.
+        channel: u32,
+        /// Whether this chunk ends its message (the next chunk may belong to another one).
+        last: bool,
+    },
+    /// Nothing is ready; `out` is untouched. Wait until [`Scheduler::poll_ready`] is ready or,
+    /// when `retry_at` is set, until that instant (a rate-limited message becomes sendable),
+    /// whichever comes first.
+    Idle {
+        /// When a message held back by an outbound quota may go.
+        retry_at: Option<Instant>,
+    },
+    /// The peer was disconnected; its queues are gone. Stop the writer.
+    Closed,
+}
+
+/// A message being chunked.
+#[derive(Debug)]
+struct Current {
+    chunker: Chunker,
+    channel: u32,
+}
+
+/// Sans-IO outbound state machine of one connected peer, owned by that peer's writer task.
+///
+/// It pulls whole messages from the peer's queues (filled by [`Sender`](crate::Sender)s and the
+/// [`ControlSender`](crate::ControlSender)) and emits them one frame at a time:
+/// - control frames first, at any frame boundary;
+/// - then the rest of the message being sent, if any (chunks of two messages never interleave);
+/// - else the next message: high priority before low; within a priority, channels in round
+///   robin, one message per turn; a channel whose outbound quota (per recipient) is exhausted
+///   is skipped until its quota allows.
+///
+/// Dropping the scheduler disconnects the peer (as [`Mux::peer_disconnected`](crate::Mux) does)
+/// unless a newer connection of the same peer has replaced it.
+pub struct Scheduler<P: Clone + Eq + std::hash::Hash> {
+    peer: P,
+    shared: Arc<Shared<P>>,
+    slot: Arc<PeerSlot>,
+    table: Arc<Table<P>>,
+    max_plaintext: u32,
+    /// Outbound limiter per channel index, created at first use.
+    limiters: Vec<Option<Limiter>>,
+    /// Whether the channel's head message has been counted as rate limited already.
+    limited: Vec<bool>,
+    /// Round-robin cursor per priority: the channel index to try first.
+    cursor: [usize; PRIORITIES],
+    current: Option<Current>,
+}
+
+impl<P: Clone + Eq + std::hash::Hash> fmt::Debug for Scheduler<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("current", &self.current)
+            .field("cursor", &self.cursor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
+    pub(crate) fn new(
+        peer: P,
+        shared: Arc<Shared<P>>,
+        slot: Arc<PeerSlot>,
+        table: Arc<Table<P>>,
+        max_plaintext: u32,
+    ) -> Self {
+        let n = table.channels.len();
+        Self {
+            peer,
+            shared,
+            slot,
+            table,
+            max_plaintext,
+            limiters: (0..n).map(|_| None).collect(),
+            limited: vec![false; n],
+            cursor: [0; PRIORITIES],
+            current: None,
+        }
+    }
+
+    /// The peer this scheduler sends to.
+    pub fn peer(&self) -> &P {
+        &self.peer
+    }
+
+    /// Whether a message is half sent (the next data frame must be its next chunk).
+    pub fn in_message(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Appends the plaintext of at most one frame to `out` and says what it was.
+    ///
+    /// Call it in a loop (sealing and finishing each frame) until it returns
+    /// [`PollFrame::Idle`] or enough bytes are buffered for one write; `now` drives the
+    /// outbound rate limits.
+    pub fn poll_frame(&mut self, now: Instant, out: &mut BytesMut) -> PollFrame {
+        let mut q = lock(&self.slot.queues);
+        if q.closed {
+            self.current = None;
+            return PollFrame::Closed;
+        }
+        if let Some(frame) = q.control.pop_front() {
+            drop(q);
+            out.extend_from_slice(&frame);
+            return PollFrame::Control;
+        }
+        if self.current.is_none() {
+            // Pick the next message under the lock, then chunk it without the lock.
+            let mut retry_at: Option<Instant> = None;
+            let n = self.table.channels.len();
+            'pick: for prio in 0..PRIORITIES {
+                let start = self.cursor[prio];
+                for k in 0..n {
+                    let index = (start + k) % n;
+                    if q.data[prio][index].is_empty() {
+                        continue;
+                    }
+                    let channel = &self.table.channels[index];
+                    let limiter = self.limiters[index]
+                        .get_or_insert_with(|| Limiter::new(channel.quota, now));
+                    match limiter.check(now) {
+                        Ok(()) => {
+                            let Some(message) = q.data[prio][index].pop_front() else {
+                                continue;
+                            };
+                            q.queued[index] = q.queued[index].saturating_sub(1);
+                            self.cursor[prio] = (index + 1) % n;
+                            self.limited[index] = false;
+                            let counters = &channel.counters;
+                            counters.messages_sent.inc();
+                            counters.bytes_sent.inc_by(message.len() as u64);
+                            match Chunker::new(channel.id, message, self.max_plaintext) {
+                                Ok(chunker) => {
+                                    self.current = Some(Current {
+                                        chunker,
+                                        channel: channel.id,
+                                    });
+                                    break 'pick;
+                                }
+                                Err(e) => {
+                                    counters.unchunkable.inc();
+                                    tracing::warn!(channel = channel.id, error = %e,
+                                        "dropping an outbound message that cannot be chunked");
+                                }
+                            }
+                        }
+                        Err(at) => {
+                            if !self.limited[index] {
+                                self.limited[index] = true;
+                                channel.counters.limited_out.inc();
+                            }
+                            retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
+                        }
+                    }
+                }
+            }
+            if self.current.is_none() {
+                q.notified = false;
+                return PollFrame::Idle { retry_at };
+            }
+        }
+        drop(q);
+        let Some(current) = self.current.as_mut() else {
+            return PollFrame::Idle { retry_at: None };
+        };
+        let channel = current.channel;
+        let wrote = current.chunker.write_next(out);
+        let last = current.chunker.is_finished();
+        if last {
+            self.current = None;
+        }
+        if wrote {
+            PollFrame::Chunk { channel, last }
+        } else {
+            // A chunker that had nothing left (cannot happen for a fresh one): try again.
+            self.poll_frame(now, out)
+        }
+    }
+
+    /// Ready when work was queued (or the peer was disconnected) since
+    /// [`poll_frame`](Self::poll_frame) last returned [`PollFrame::Idle`]; otherwise stores
+    /// `cx`'s waker, which the next send or control frame for this peer wakes.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut q = lock(&self.slot.queues);
+        if q.notified || q.closed || !q.control.is_empty() {
+            return Poll::Ready(());
+        }
+        match &q.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => q.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Waits (runtime-agnostic) until [`poll_ready`](Self::poll_ready) is ready.
+    pub async fn ready(&mut self) {
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await;
+    }
+}
+
+impl<P: Clone + Eq + std::hash::Hash> Drop for Scheduler<P> {
+    fn drop(&mut self) {
+        let mut peers = write(&self.shared.peers);
+        if peers
+            .get(&self.peer)
+            .is_some_and(|s| Arc::ptr_eq(s, &self.slot))
+        {
+            peers.remove(&self.peer);
+        }
+        drop(peers);
+        let waker = lock(&self.slot.queues).close();
+        drop(waker);
+    }
+}

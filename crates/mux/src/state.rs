@@ -1,0 +1,126 @@
+//! State shared between senders, schedulers and inbound handles.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    task::Waker,
+};
+
+use bytes::Bytes;
+use governor::Quota;
+
+use crate::{inbound::Inbox, metrics::ChannelCounters};
+
+/// Locks a mutex, ignoring poisoning: every critical section in this crate leaves its data
+/// consistent before anything that could panic, so a poisoned lock holds valid data.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One registered channel.
+#[derive(Debug)]
+pub(crate) struct Channel<P> {
+    pub(crate) id: u32,
+    /// Position in registration order; indexes every per-channel vector.
+    pub(crate) index: usize,
+    pub(crate) quota: Quota,
+    pub(crate) max_message_size: usize,
+    pub(crate) backlog: usize,
+    pub(crate) compression: Option<i32>,
+    pub(crate) inbox: Arc<Inbox<P>>,
+    pub(crate) counters: ChannelCounters,
+}
+
+/// The frozen channel table (fixed when the first peer connects).
+#[derive(Debug)]
+pub(crate) struct Table<P> {
+    pub(crate) channels: Vec<Arc<Channel<P>>>,
+    /// `(id, index)` sorted by id, for the inbound lookup.
+    pub(crate) by_id: Vec<(u32, usize)>,
+}
+
+impl<P> Table<P> {
+    pub(crate) fn new(channels: Vec<Arc<Channel<P>>>) -> Self {
+        let mut by_id: Vec<(u32, usize)> = channels.iter().map(|c| (c.id, c.index)).collect();
+        by_id.sort_unstable();
+        Self { channels, by_id }
+    }
+
+    pub(crate) fn lookup(&self, id: u32) -> Option<&Arc<Channel<P>>> {
+        let pos = self.by_id.binary_search_by_key(&id, |e| e.0).ok()?;
+        self.channels.get(self.by_id[pos].1)
+    }
+}
+
+/// Everything shared by the handles of one mux.
+#[derive(Debug)]
+pub(crate) struct Shared<P> {
+    pub(crate) peers: RwLock<HashMap<P, Arc<PeerSlot>>>,
+}
+
+/// The outbound queues of one connected peer, shared between the senders (producers) and the
+/// peer's scheduler (consumer).
+#[derive(Debug)]
+pub(crate) struct PeerSlot {
+    pub(crate) queues: Mutex<PeerQueues>,
+}
+
+/// Number of priorities.
+pub(crate) const PRIORITIES: usize = 2;
+
+#[derive(Debug)]
+pub(crate) struct PeerQueues {
+    /// `data[priority][channel index]`: FIFO of whole (already compressed) messages.
+    pub(crate) data: [Vec<VecDeque<Bytes>>; PRIORITIES],
+    /// Messages queued per channel, both priorities together (bounded by the channel backlog).
+    pub(crate) queued: Vec<usize>,
+    /// Already-encoded control frames (discovery, version), FIFO.
+    pub(crate) control: VecDeque<Bytes>,
+    pub(crate) control_cap: usize,
+    /// Set when work was queued since the scheduler last reported idle.
+    pub(crate) notified: bool,
+    pub(crate) waker: Option<Waker>,
+    pub(crate) closed: bool,
+}
+
+impl PeerQueues {
+    pub(crate) fn new(channels: usize, control_cap: usize) -> Self {
+        let empty = || (0..channels).map(|_| VecDeque::new()).collect::<Vec<_>>();
+        Self {
+            data: [empty(), empty()],
+            queued: vec![0; channels],
+            control: VecDeque::new(),
+            control_cap,
+            notified: false,
+            waker: None,
+            closed: false,
+        }
+    }
+
+    /// Marks new work and returns the waker to wake once the lock is released.
+    pub(crate) fn notify(&mut self) -> Option<Waker> {
+        self.notified = true;
+        self.waker.take()
+    }
+
+    /// Frees every queue (peer disconnected) and returns the waker to wake.
+    pub(crate) fn close(&mut self) -> Option<Waker> {
+        self.closed = true;
+        for prio in &mut self.data {
+            for q in prio.iter_mut() {
+                *q = VecDeque::new();
+            }
+        }
+        self.queued.iter_mut().for_each(|n| *n = 0);
+        self.control = VecDeque::new();
+        self.notify()
+    }
+}

@@ -1,0 +1,6 @@
+//! The dialer fed an arbitrary answer (raw, and XOR-ed onto a genuine one).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    p2p_handshake::fuzzing::dialer_answer(data);
+});
