@@ -73,6 +73,7 @@ pub mod fuzzing;
 #[cfg(feature = "tokio")]
 mod net;
 mod state;
+pub mod version;
 mod wire;
 
 pub use config::Config;

@@ -127,6 +127,9 @@ fn regenerate_vectors() {
 fn vectors_match() {
     for (scheme, text) in all() {
         let stored = std::fs::read_to_string(path(scheme)).expect("vectors are checked in");
-        assert_eq!(stored, text, "{scheme} vectors differ from the code's output");
+        assert_eq!(
+            stored, text,
+            "{scheme} vectors differ from the code's output"
+        );
     }
 }

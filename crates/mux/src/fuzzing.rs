@@ -188,9 +188,7 @@ pub fn scheduler(ops: Vec<SchedulerOp>) {
                             let want = m.control.pop_front().expect("a control frame was queued");
                             assert_eq!(&out[..], &want.to_be_bytes()[..]);
                         }
-                        PollFrame::Chunk { channel, last } => {
-                            check_chunk(m, &out, channel, last)
-                        }
+                        PollFrame::Chunk { channel, last } => check_chunk(m, &out, channel, last),
                         PollFrame::Idle { .. } => {
                             assert!(m.control.is_empty() && m.current.is_none());
                             // Unlimited channels never hold a message back.
@@ -231,7 +229,10 @@ fn check_chunk(m: &mut PeerModel, frame: &[u8], channel: u32, last: bool) {
         m.current = Some((channel, id, 0, chunk.total_parts, Vec::new()));
     }
     let (cur_ch, id, next, total, buf) = m.current.as_mut().expect("chunk outside a message");
-    assert_eq!((*cur_ch, *next, *total), (channel, chunk.part, chunk.total_parts));
+    assert_eq!(
+        (*cur_ch, *next, *total),
+        (channel, chunk.part, chunk.total_parts)
+    );
     buf.extend_from_slice(&chunk.content);
     *next += 1;
     assert_eq!(last, *next == *total);

@@ -1,0 +1,140 @@
+//! Network configuration and its presets.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use p2p_identity::{PeerUrl, Signer};
+
+/// Protocol major version spoken by this crate; peers with another major are refused.
+pub const PROTOCOL_MAJOR: u32 = 1;
+/// Protocol minor version (informational).
+pub const PROTOCOL_MINOR: u32 = 0;
+
+/// Configuration of a [`crate::Network`].
+///
+/// Build one with [`Config::recommended`] (production) or [`Config::aggressive`] (local clusters
+/// and tests), then adjust public fields. Fields marked **must match** have to be equal on every
+/// peer of a network, or peers cannot talk. The layer configurations are embedded as they are;
+/// [`crate::Network::new`] checks that they agree with each other (namespace, frame size).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Config<S: Signer> {
+    /// This node's identity.
+    pub signer: S,
+    /// Address to listen on; port 0 picks a free port (see [`crate::Oracle::local_addr`]).
+    pub listen: SocketAddr,
+    /// Address other peers should dial (advertised in this node's signed record). A port of 0
+    /// means "the port the listener actually bound".
+    pub dialable: SocketAddr,
+    /// Peers to dial first, with their full public keys (`<key-hex>@<host>:<port>`); they are
+    /// authorized even outside tracked peer sets. DNS names are resolved once, at
+    /// [`crate::Network::new`].
+    pub bootstrappers: Vec<PeerUrl>,
+    /// Handshake settings: namespace (**must match**), timestamp window, deadline, and the
+    /// largest frame (**must match**).
+    pub handshake: p2p_handshake::Config,
+    /// Discovery settings: namespace (**must match**), tracked peer sets, gossip sizes, ping
+    /// interval, clock skew, dial backoff.
+    pub discovery: p2p_discovery::Config,
+    /// Mux settings: the largest frame plaintext (derived from the handshake's frame size by the
+    /// presets), control backlog, disconnect threshold for rate-limit violations.
+    pub mux: p2p_mux::MuxConfig,
+    /// Handshakes (inbound and outbound) in progress at once.
+    pub max_concurrent_handshakes: NonZeroUsize,
+    /// Inbound handshakes accepted per source IP per minute (burst: the same number).
+    pub handshakes_per_ip_per_minute: NonZeroU32,
+    /// Inbound connections (handshaking or established) at once.
+    pub max_inbound_connections: NonZeroUsize,
+    /// A connection that receives nothing for this long is closed (pings keep live ones busy;
+    /// keep it several times the discovery ping interval).
+    pub idle_timeout: Duration,
+    /// Interval at which the dialer asks discovery whom to dial.
+    pub dial_interval: Duration,
+    /// TCP connect timeout of one dial.
+    pub connect_timeout: Duration,
+    /// Bytes the writer gathers into one write syscall before writing.
+    pub write_batch_bytes: NonZeroUsize,
+    /// On shutdown, queued messages (high priority first) are flushed for at most this long.
+    pub shutdown_flush: Duration,
+    /// Free-form software version sent in the version exchange (for logs on the other side).
+    pub software_version: String,
+}
+
+impl<S: Signer> Config<S> {
+    /// Conservative settings for production networks: 1 MiB frames, 5 s handshake deadline,
+    /// pings every 5 s, 30 handshakes per IP per minute.
+    pub fn recommended(
+        signer: S,
+        namespace: &[u8],
+        listen: SocketAddr,
+        dialable: SocketAddr,
+        bootstrappers: Vec<PeerUrl>,
+    ) -> Self {
+        let handshake = p2p_handshake::Config::recommended(namespace.to_vec());
+        let mut mux = p2p_mux::MuxConfig::recommended();
+        mux.max_frame_plaintext = plaintext_for(handshake.max_frame_len);
+        Self {
+            signer,
+            listen,
+            dialable,
+            bootstrappers,
+            handshake,
+            discovery: p2p_discovery::Config::recommended(namespace.to_vec()),
+            mux,
+            max_concurrent_handshakes: nz(64),
+            handshakes_per_ip_per_minute: nz32(30),
+            max_inbound_connections: nz(1024),
+            idle_timeout: Duration::from_secs(30),
+            dial_interval: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
+            write_batch_bytes: nz(256 * 1024),
+            shutdown_flush: Duration::from_secs(2),
+            software_version: concat!("p2p/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+
+    /// Fast timers and generous limits for local clusters and tests. Never for production:
+    /// short timeouts and high handshake rates make a node easier to flood.
+    pub fn aggressive(
+        signer: S,
+        namespace: &[u8],
+        listen: SocketAddr,
+        dialable: SocketAddr,
+        bootstrappers: Vec<PeerUrl>,
+    ) -> Self {
+        let mut handshake = p2p_handshake::Config::recommended(namespace.to_vec());
+        handshake.deadline = Duration::from_secs(2);
+        let base = Self::recommended(signer, namespace, listen, dialable, bootstrappers);
+        Self {
+            handshake,
+            discovery: p2p_discovery::Config::local(namespace.to_vec()),
+            handshakes_per_ip_per_minute: nz32(60_000),
+            idle_timeout: Duration::from_secs(5),
+            dial_interval: Duration::from_millis(50),
+            connect_timeout: Duration::from_secs(2),
+            shutdown_flush: Duration::from_millis(500),
+            ..base
+        }
+    }
+
+    /// Sets the largest frame body (plaintext + tag) in both the handshake and the mux
+    /// settings, which must agree. **Must match** across peers.
+    pub fn set_max_frame_len(&mut self, max_frame_len: u32) {
+        self.handshake.max_frame_len = max_frame_len;
+        self.mux.max_frame_plaintext = plaintext_for(max_frame_len);
+    }
+}
+
+/// Largest plaintext of a frame whose body (plaintext + tag) is at most `max_frame_len`.
+fn plaintext_for(max_frame_len: u32) -> u32 {
+    max_frame_len.saturating_sub(p2p_cipher::TAG_LEN as u32)
+}
+
+fn nz(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+fn nz32(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
