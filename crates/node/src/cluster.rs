@@ -13,6 +13,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::p2p_stub as p2p;
 use bytes::Bytes;
 use governor::Quota;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -100,8 +101,13 @@ pub async fn run(options: DemoOptions) -> Result<Summary, DemoError> {
         .map(ed25519::PrivateKey::insecure_from_seed)
         .collect();
     let keys: Vec<ed25519::PublicKey> = signers.iter().map(Signer::public_key).collect();
-    let index_of: Arc<HashMap<ed25519::PublicKey, usize>> =
-        Arc::new(keys.iter().cloned().enumerate().map(|(i, k)| (k, i)).collect());
+    let index_of: Arc<HashMap<ed25519::PublicKey, usize>> = Arc::new(
+        keys.iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .collect(),
+    );
     let mut peer_set = keys.clone();
     peer_set.sort();
 
@@ -170,9 +176,11 @@ pub async fn run(options: DemoOptions) -> Result<Summary, DemoError> {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} forming mesh [{bar:40}] {pos}/{len} connections {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} forming mesh [{bar:40}] {pos}/{len} connections {elapsed}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let mesh_deadline = started + options.mesh_timeout;
     let mesh_ms = loop {

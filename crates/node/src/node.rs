@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::p2p_stub as p2p;
 use bytes::Bytes;
 use governor::Quota;
 use p2p_identity::{PeerUrl, Signer, Verifier};
@@ -145,8 +146,8 @@ async fn run_with<S: Signer>(keyed: Keyed<S>, common: Common) -> Result<(), RunE
             common.bootstrappers,
         ),
     };
-    let (mut network, oracle) = p2p::Network::new(config, &mut registry)
-        .map_err(|e| RunError::Network(e.to_string()))?;
+    let (mut network, oracle) =
+        p2p::Network::new(config, &mut registry).map_err(|e| RunError::Network(e.to_string()))?;
     oracle.register(0, keyed.peers.clone());
 
     let mut chat = None;
@@ -281,34 +282,35 @@ fn send_line<P: Verifier>(sender: &p2p::Sender<P>, metrics: &NodeMetrics, line: 
             for peer in &report.backlog_full {
                 eprintln!("(not sent to {}: backlog full)", peer.peer_id());
             }
-            tracing::debug!(
-                queued = report.queued.len(),
-                refused,
-                "chat line sent"
-            );
+            tracing::debug!(queued = report.queued.len(), refused, "chat line sent");
         }
         Err(e) => eprintln!("(not sent: {e})"),
     }
 }
 
-/// Prints a received line as `<from>: <text>`, with control characters escaped so a peer
-/// cannot drive the local terminal.
+/// Prints a received line as `<from>: <text>`.
 fn print_line(from: &str, message: &[u8]) {
-    let text = String::from_utf8_lossy(message);
-    let clean: String = text
-        .chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect();
+    let clean = sanitize(message);
     let mut out = std::io::stdout().lock();
     // A closed stdout only loses the chat output; the node keeps serving its peers.
     let _ = writeln!(out, "{from}: {clean}");
     let _ = out.flush();
+}
+
+/// A received message as one printable line: invalid UTF-8 is replaced and control characters
+/// (newlines, escape sequences) are escaped, so a peer cannot forge extra lines or drive the
+/// local terminal.
+pub fn sanitize(message: &[u8]) -> String {
+    let text = String::from_utf8_lossy(message);
+    let mut clean = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            clean.extend(c.escape_default());
+        } else {
+            clean.push(c);
+        }
+    }
+    clean
 }
 
 /// Reads standard input on a plain thread (a blocking read must not hold up the runtime's
@@ -330,4 +332,18 @@ fn spawn_stdin_reader() -> mpsc::Receiver<String> {
         tracing::warn!(error = %e, "cannot read standard input; chat input disabled");
     }
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_escapes_control_characters() {
+        assert_eq!(sanitize(b"hello"), "hello");
+        assert_eq!(sanitize(b"a\nb"), "a\\nb");
+        assert_eq!(sanitize(b"\x1b[31mred"), "\\u{1b}[31mred");
+        assert_eq!(sanitize(&[0xff, b'x']), "\u{fffd}x");
+        assert_eq!(sanitize("héllo".as_bytes()), "héllo");
+    }
 }
