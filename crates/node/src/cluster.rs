@@ -13,7 +13,6 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::p2p_stub as p2p;
 use bytes::Bytes;
 use governor::Quota;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -139,7 +138,9 @@ pub async fn run(options: DemoOptions) -> Result<Summary, DemoError> {
         );
         let (mut network, oracle) =
             p2p::Network::new(config, &mut registry).map_err(|e| start_err(e.to_string()))?;
-        oracle.register(0, peer_set.clone());
+        oracle
+            .register(0, peer_set.clone())
+            .map_err(|e| start_err(e.to_string()))?;
         let (plain_tx, plain_rx) = network
             .register(
                 PLAIN_CHANNEL,
@@ -325,7 +326,7 @@ pub async fn run(options: DemoOptions) -> Result<Summary, DemoError> {
     loop {
         let received: u64 = registries
             .iter()
-            .map(|r| scrape_sum(r, "mux_messages_received_total"))
+            .map(|r| scrape_sum(r, "p2p_mux_messages_received_total"))
             .sum();
         if received >= expected || Instant::now() >= drain_deadline {
             break;
@@ -334,7 +335,7 @@ pub async fn run(options: DemoOptions) -> Result<Summary, DemoError> {
     }
     let wire_bytes: u64 = registries
         .iter()
-        .map(|r| scrape_sum(r, "p2p_bytes_sent_total"))
+        .map(|r| scrape_sum(r, "p2p_wire_bytes_sent_total"))
         .sum();
     for o in &oracles {
         o.shutdown();

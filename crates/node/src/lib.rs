@@ -32,5 +32,4 @@ pub mod keyfile;
 pub mod logging;
 pub mod metrics;
 pub mod node;
-mod p2p_stub;
 pub mod shutdown;

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::p2p_stub as p2p;
 use bytes::Bytes;
 use governor::Quota;
 use p2p_identity::{PeerUrl, Signer, Verifier};
@@ -148,7 +147,9 @@ async fn run_with<S: Signer>(keyed: Keyed<S>, common: Common) -> Result<(), RunE
     };
     let (mut network, oracle) =
         p2p::Network::new(config, &mut registry).map_err(|e| RunError::Network(e.to_string()))?;
-    oracle.register(0, keyed.peers.clone());
+    oracle
+        .register(0, keyed.peers.clone())
+        .map_err(|e| RunError::Network(e.to_string()))?;
 
     let mut chat = None;
     for ch in &common.channels {
@@ -187,10 +188,14 @@ async fn run_with<S: Signer>(keyed: Keyed<S>, common: Common) -> Result<(), RunE
     };
 
     let local = oracle.local_addr();
-    let url = PeerUrl::new(&me, common.external);
+    let mut external = common.external;
+    if external.port() == 0 {
+        external.set_port(local.port());
+    }
+    let url = PeerUrl::new(&me, external);
     tracing::info!(
         listen = %local,
-        external = %common.external,
+        external = %external,
         peer_id = %me.peer_id(),
         peer_url = %url,
         peers = keyed.peers.len(),
@@ -249,11 +254,11 @@ async fn run_with<S: Signer>(keyed: Keyed<S>, common: Common) -> Result<(), RunE
 
     tracing::info!(signal, "shutting down");
     oracle.shutdown();
-    if tokio::time::timeout(SHUTDOWN_GRACE, network_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("network did not stop within the grace period");
+    match tokio::time::timeout(SHUTDOWN_GRACE, network_task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "network ended with an error"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "network task failed"),
+        Err(_) => tracing::warn!("network did not stop within the grace period"),
     }
     if let Some(server) = metrics_server {
         server.shutdown().await;
