@@ -120,17 +120,17 @@ impl NodeProcess {
         stdin.flush().await.unwrap();
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
-    async fn terminate(&mut self) {
+    /// Sends `signal` (`TERM` or `INT`) and waits for a clean exit.
+    async fn terminate(&mut self, signal: &str) {
         let pid = self.child.id().unwrap();
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{signal}"), &pid.to_string()])
             .status()
             .unwrap();
         assert!(status.success());
         let exit = timeout(Duration::from_secs(10), self.child.wait())
             .await
-            .unwrap_or_else(|_| panic!("{}: did not stop after SIGTERM", self.name))
+            .unwrap_or_else(|_| panic!("{}: did not stop after SIG{signal}", self.name))
             .unwrap();
         assert!(exit.success(), "{}: exit status {exit}", self.name);
     }
@@ -300,8 +300,12 @@ async fn three_nodes_chat_and_metrics() {
                 > metric(&before_b, "p2p_wire_bytes_received_total")
         );
 
-        for p in &mut procs {
-            p.terminate().await;
+        // SIGTERM (service managers) and SIGINT (Ctrl-C) both stop a node cleanly.
+        for (p, signal) in procs.iter_mut().zip(["TERM", "INT", "TERM"]) {
+            p.terminate(signal).await;
+            let expected = format!("SIG{signal}");
+            p.wait_log("shutting down", Duration::from_secs(5), |e| e["signal"] == expected.as_str())
+                .await;
             p.wait_log("stopped", Duration::from_secs(5), |_| true).await;
         }
     })
