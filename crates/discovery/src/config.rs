@@ -39,7 +39,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// For production networks: up to 8 gossip records per answer (about 1 KiB with ed25519),
+    /// For production networks: up to 32 gossip records per answer (about 3.8 KiB with ed25519),
     /// ping every 5 s, 10 s of clock skew, redials from 1 s up to 1 min.
     pub fn recommended(namespace: impl Into<Bytes>) -> Self {
         Self {

@@ -760,6 +760,18 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         })
     }
 
+    /// Like [`Tracker::bit_vec`], but always built from the per-peer state instead of the
+    /// cached copy (for benches and cross-checks).
+    pub fn bit_vec_uncached(&self, index: u64) -> Option<BitVec> {
+        let set = self.sets.get(&index)?;
+        let mut bits = Vec::new();
+        fill_bits(set, &self.slots, &mut bits);
+        Some(BitVec {
+            index,
+            bits: Bytes::from(bits),
+        })
+    }
+
     /// Connected peers that left every tracked set (and are not bootstrappers) since the last
     /// call: the facade disconnects them.
     pub fn take_evictions(&mut self) -> Vec<V> {
@@ -888,16 +900,23 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             return;
         }
         for set in self.sets.values_mut() {
-            let n = set.keys.len();
-            set.bits.clear();
-            set.bits.resize(n.div_ceil(8), 0);
-            for pos in 0..n {
-                if self.slots[set.union_pos(pos)].known() {
-                    set.bits[pos / 8] |= 1 << (pos % 8);
-                }
-            }
+            let mut bits = std::mem::take(&mut set.bits);
+            fill_bits(set, &self.slots, &mut bits);
+            set.bits = bits;
         }
         self.bits_dirty = false;
+    }
+}
+
+/// Writes the bit vector of `set` into `out` (bit i = slot of key i known, LSB first).
+fn fill_bits<V>(set: &PeerSet<V>, slots: &[Slot], out: &mut Vec<u8>) {
+    let n = set.keys.len();
+    out.clear();
+    out.resize(n.div_ceil(8), 0);
+    for pos in 0..n {
+        if slots[set.union_pos(pos)].known() {
+            out[pos / 8] |= 1 << (pos % 8);
+        }
     }
 }
 

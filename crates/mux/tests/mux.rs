@@ -687,3 +687,24 @@ fn receiver_works_from_async_code_and_ends_with_the_mux() {
     drop(mux);
     assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(None));
 }
+
+#[test]
+fn handles_can_move_to_other_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Sender<u8>>();
+    send_sync::<p2p_mux::ControlSender<u8>>();
+    send_sync::<Mux<u8>>();
+    send::<p2p_mux::Receiver<u8>>();
+    send::<p2p_mux::Scheduler<u8>>();
+    send::<p2p_mux::InboundPeer<u8>>();
+    send_sync::<std::sync::Mutex<p2p_mux::Scheduler<u8>>>();
+    // A sender used from another thread reaches the scheduler.
+    let mut mux = Mux::<u8>::new(config());
+    let (tx, _rx) = mux.register(1, fast(), 1000, 4, None).unwrap();
+    let mut h = mux.peer_connected(1).unwrap();
+    std::thread::spawn(move || tx.send(Recipients::All, msg(3, 3), Priority::Low).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(messages(&drain(&mut h.scheduler, Instant::now())), vec![3]);
+}
