@@ -98,6 +98,11 @@ pub enum FieldError {
     /// The peer set does not contain this node's own public key.
     #[error("does not contain this node's own public key {0}")]
     SelfNotInPeers(String),
+    /// A bootstrapper URL names a peer id; dialing needs the full public key.
+    #[error(
+        "{0} names a peer id; bootstrappers need the full public key (<public-key-hex>@host:port)"
+    )]
+    BootstrapperWithoutKey(String),
     /// A bootstrapper is not a member of the peer set (it would be refused as unauthorized).
     #[error("{0} is not in `peers`")]
     NotInPeers(String),
@@ -256,7 +261,8 @@ pub struct NodeConfig {
     pub identity: Identity,
     /// Address the listener binds.
     pub listen: SocketAddr,
-    /// Address other peers dial (advertised in this node's signed peer record).
+    /// Address other peers dial (advertised in this node's signed peer record); port 0 stands
+    /// for the port the listener bound.
     pub external: SocketAddr,
     /// Network namespace (chain id); must match on every peer.
     pub namespace: String,
@@ -428,7 +434,8 @@ impl RawConfig {
     }
 }
 
-/// Parses an `IP:PORT` address. A `dialable` address must name a specific host and port.
+/// Parses an `IP:PORT` address. A `dialable` address must name a specific host (port 0 means
+/// "the port the listener bound").
 fn parse_addr(field: &str, value: &str, dialable: bool) -> Result<SocketAddr, ConfigError> {
     let bad = |reason| {
         field_err(
@@ -445,11 +452,6 @@ fn parse_addr(field: &str, value: &str, dialable: bool) -> Result<SocketAddr, Co
     if dialable && addr.ip().is_unspecified() {
         return Err(bad(
             "an unspecified IP (0.0.0.0 or ::) cannot be dialed; give this host's public IP",
-        ));
-    }
-    if dialable && addr.port() == 0 {
-        return Err(bad(
-            "port 0 cannot be dialed; give the port peers connect to",
         ));
     }
     Ok(addr)
@@ -504,10 +506,14 @@ fn check_bootstrapper<V: Verifier>(
         )
     };
     let url: PeerUrl = value.parse().map_err(bad_url)?;
-    if let PeerUrlTarget::Key(_) = url.target {
-        url.public_key::<V>()
-            .map_err(|e| bad_url(PeerUrlError::InvalidKey(e)))?;
+    if let PeerUrlTarget::Id(_) = url.target {
+        return Err(field_err(
+            field,
+            FieldError::BootstrapperWithoutKey(value.to_owned()),
+        ));
     }
+    url.public_key::<V>()
+        .map_err(|e| bad_url(PeerUrlError::InvalidKey(e)))?;
     if !peers.iter().any(|p| url.matches(p)) {
         return Err(field_err(field, FieldError::NotInPeers(url.to_string())));
     }

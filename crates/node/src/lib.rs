@@ -25,9 +25,11 @@
 //! checked as a whole before anything binds a socket. Does not provide: authentication or
 //! TLS on the metrics endpoint; bind it to a private interface.
 
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod keyfile;
 pub mod logging;
 pub mod metrics;
+pub mod node;
 pub mod shutdown;

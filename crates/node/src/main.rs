@@ -5,11 +5,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use p2p_identity::SchemeKind;
-use p2p_node::config::NodeConfig;
+use std::io::IsTerminal;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use p2p_node::cluster::{self, DemoError, DemoOptions};
+use p2p_node::config::{LogFormat, NodeConfig};
 use p2p_node::keyfile::NodeKey;
+use p2p_node::logging;
 
 /// Exit code for a configuration that does not load.
 const EXIT_CONFIG: u8 = 2;
+/// Exit code of the demo when the full mesh does not form in time.
+const EXIT_MESH: u8 = 2;
 
 /// Command-line node of the p2p workspace.
 #[derive(Debug, Parser)]
@@ -57,6 +65,12 @@ struct DemoArgs {
     /// Seconds to wait for the full mesh before giving up (exit code 2).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     mesh_timeout: u64,
+    /// Broadcasts per second per node on each of the four streams.
+    #[arg(long, default_value_t = NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN))]
+    rate: NonZeroU32,
+    /// Message size in bytes (at least 21, the probe header).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(21..=1_048_576))]
+    size: u32,
     /// Print the summary as one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -93,11 +107,75 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            eprintln!("p2p-node run: not available yet ({:?})", config.listen);
-            ExitCode::FAILURE
+            logging::init(config.log_format, &config.log_filter);
+            match runtime().map(|rt| rt.block_on(p2p_node::node::run(config))) {
+                Ok(Ok(())) => ExitCode::SUCCESS,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "node failed");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
-        Command::Demo(args) => {
-            eprintln!("p2p-node demo: not available yet ({args:?})");
+        Command::Demo(args) => demo(args),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn demo(args: DemoArgs) -> ExitCode {
+    logging::init(LogFormat::Human, "warn");
+    let options = DemoOptions {
+        nodes: usize::from(args.nodes),
+        traffic: Duration::from_secs(args.seconds),
+        mesh_timeout: Duration::from_secs(args.mesh_timeout),
+        message_size: args.size as usize,
+        rate: args.rate,
+        progress: !args.json && std::io::stderr().is_terminal(),
+    };
+    if !args.json {
+        eprintln!(
+            "p2p-node demo: {} nodes on 127.0.0.1, {} s of traffic, {} B messages, {} broadcasts/s per node per stream",
+            options.nodes, args.seconds, options.message_size, options.rate
+        );
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(cluster::run(options)) {
+        Ok(summary) => {
+            if args.json {
+                match serde_json::to_string(&summary) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => eprintln!("error: cannot encode the summary: {e}"),
+                }
+            } else {
+                print!("{}", summary.table());
+            }
+            if summary.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e @ DemoError::MeshTimeout { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_MESH)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
