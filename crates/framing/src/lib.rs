@@ -10,7 +10,7 @@
 //!   decompression bounded by the channel's maximum message size.
 //!
 //! The byte layouts, the exact overhead per frame and per chunk, and test vectors are in
-//! `docs/protocol-framing.md`.
+//! `docs/protocol.md`.
 //!
 //! # Design
 //!

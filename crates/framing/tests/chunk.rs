@@ -136,7 +136,7 @@ fn chunker_bytes_equal_prost_encoding() {
 
 #[test]
 fn documented_overheads() {
-    // The examples quoted in docs/protocol-framing.md.
+    // The examples quoted in docs/protocol.md.
     // 64 KiB frame, channel 1, 17 parts (a 1 MiB message): part 0 and part 16.
     assert_eq!(total_parts_for(1 << 20, 65_536, 1), Ok(17));
     assert_eq!(chunk_capacity(65_536, 1, 0, 17), Some(65_524));

@@ -1,6 +1,6 @@
 //! Sans-IO authenticated key exchange between two peers identified by public keys.
 //!
-//! Three messages, no negotiation (details byte by byte in `docs/protocol-handshake.md`):
+//! Three messages, no negotiation (details byte by byte in `docs/protocol.md`):
 //!
 //! 1. **hello** (dialer → dialee): the dialee's key, a fresh x25519 ephemeral key, a timestamp,
 //!    and the dialer's key and signature over those;

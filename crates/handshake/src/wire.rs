@@ -1,6 +1,6 @@
 //! Wire encoding of the handshake messages, the signed bytes, the transcript and the KDF.
 //!
-//! Every layout here is described byte by byte in `docs/protocol-handshake.md`.
+//! Every layout here is described byte by byte in `docs/protocol.md`.
 
 use bytes::Bytes;
 use hkdf::Hkdf;
