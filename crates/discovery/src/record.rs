@@ -226,10 +226,10 @@ mod tests {
 
     #[test]
     fn message_layout() {
-        let socket: SocketAddr = "10.1.2.3:258".parse().unwrap();
+        let socket: SocketAddr = "127.1.2.3:258".parse().unwrap();
         let msg = record_message(&socket, 0x0102_0304_0506_0708);
         let mut expected = b"_P2P_DISCOVERY_PEER_RECORD".to_vec();
-        expected.extend_from_slice(&[7, 4, 10, 1, 2, 3, 1, 2]);
+        expected.extend_from_slice(&[7, 4, 127, 1, 2, 3, 1, 2]);
         expected.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(msg, expected);
     }

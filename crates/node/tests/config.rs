@@ -201,7 +201,7 @@ fn bootstrapper_not_in_peers() {
     let other = ed25519::PrivateKey::insecure_from_seed(99).public_key();
     let text = valid_text().replace(
         "bootstrappers = [\"",
-        &format!("bootstrappers = [\"{other}@10.0.0.1:26656\", \""),
+        &format!("bootstrappers = [\"{other}@127.0.0.9:26656\", \""),
     );
     let Err(ConfigError::Field { field, problem }) = parse(&text) else {
         panic!("expected a field error");

@@ -198,6 +198,69 @@ async fn replayed_first_message_never_displaces_a_live_connection() {
     shutdown(nodes).await;
 }
 
+/// Connects to node 0 as key 1 (after the real node 1 is gone), sends `first` as the first
+/// encrypted frame, and checks that node 0 disconnects with metric reason `reason`.
+async fn first_frame_is_refused(first: p2p_proto::message::Payload, reason: &str) {
+    let nodes = cluster::<K>(2);
+    full_mesh(&nodes, Duration::from_secs(10)).await;
+    nodes[0].oracle.block(nodes[1].key.clone());
+    wait_for(
+        || nodes[0].oracle.connected().is_empty(),
+        Duration::from_secs(5),
+        "block",
+    )
+    .await;
+    nodes[0].oracle.unblock(&nodes[1].key);
+    nodes[1].oracle.shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stream = TcpStream::connect(nodes[0].oracle.local_addr())
+        .await
+        .unwrap();
+    let cfg = p2p::handshake::Config::local(NAMESPACE.to_vec());
+    let me = K::insecure_from_seed(1);
+    let conn = p2p::handshake::dial(stream, &me, nodes[0].key.clone(), &cfg)
+        .await
+        .expect("handshake succeeds");
+    let (_, mut tx, mut rx) = conn.into_frames();
+    let mut body = BytesMut::new();
+    p2p::framing::envelope::encode(&first, &mut body);
+    tx.send(&body).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while rx.recv().await.is_ok() {}
+    })
+    .await;
+    assert!(closed.is_ok(), "node 0 must close the connection");
+    let line = format!("p2p_disconnects_total{{direction=\"Inbound\",reason=\"{reason}\"}}");
+    wait_for(
+        || metric(&nodes[0], &line) >= 1.0,
+        Duration::from_secs(5),
+        "the disconnect to be counted with its reason",
+    )
+    .await;
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_frame_other_than_the_version_info_is_refused() {
+    let bit_vec = p2p_proto::message::Payload::BitVec(p2p_proto::BitVec {
+        index: 0,
+        bits: Bytes::from_static(&[0b11]),
+    });
+    first_frame_is_refused(bit_vec, "protocol").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_namespace_in_the_version_info_is_refused() {
+    let version = p2p_proto::message::Payload::Version(p2p_proto::VersionInfo {
+        protocol_major: p2p::PROTOCOL_MAJOR,
+        protocol_minor: 0,
+        namespace: Bytes::from_static(b"_ANOTHER_NETWORK"),
+        software_version: "test".into(),
+        channels: vec![],
+    });
+    first_frame_is_refused(version, "incompatible").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incompatible_major_version_is_refused_with_a_reason() {
     let nodes = cluster::<K>(2);
