@@ -86,4 +86,6 @@ pub use record::{
     _P2P_DISCOVERY_PEER_RECORD, DirectVerifier, RecordVerifier, SharedRecordCache, VerifiedRecord,
     record_message, sign_record, verify_record,
 };
-pub use tracker::{KeepConnection, PeersOutcome, SetStats, Tracker, resolve_duplicate};
+pub use tracker::{
+    KeepConnection, PeersOutcome, PeersPlan, RecordCandidate, SetStats, Tracker, resolve_duplicate,
+};

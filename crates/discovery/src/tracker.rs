@@ -112,6 +112,45 @@ pub struct PeersOutcome {
     pub dropped: Vec<Error>,
 }
 
+/// A record that passed every check but its signature ([`Tracker::plan_peers`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordCandidate<V> {
+    /// The key the record claims to be signed by (a tracked key).
+    pub key: V,
+    /// The advertised socket.
+    pub socket: SocketAddr,
+    /// The record's timestamp (ms since the Unix epoch).
+    pub timestamp: u64,
+    /// The signature bytes as received.
+    pub signature: Bytes,
+}
+
+impl<V: Verifier> RecordCandidate<V> {
+    /// Verifies the signature in `namespace` (no lock needed: touches nothing shared).
+    ///
+    /// Errors: [`Error::MalformedSignature`], [`Error::BadSignature`] (both fatal).
+    pub fn verify(&self, namespace: &[u8]) -> Result<Arc<VerifiedRecord>, Error> {
+        DirectVerifier.verify(
+            namespace,
+            &self.key,
+            self.socket,
+            self.timestamp,
+            &self.signature,
+        )
+    }
+}
+
+/// What [`Tracker::plan_peers`] found in one `Peers` message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeersPlan<V> {
+    /// Records newer than the stored ones, still to verify and commit.
+    pub candidates: Vec<RecordCandidate<V>>,
+    /// Records not newer than the stored ones, our own, or of bootstrap-only keys.
+    pub ignored: usize,
+    /// Records dropped for a non-fatal reason.
+    pub dropped: Vec<Error>,
+}
+
 /// Counts of one tracked peer set, for metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SetStats {
@@ -589,8 +628,66 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         Ok(outcome)
     }
 
-    /// Validates one record and stores it if newer. `Ok(true)` if stored.
-    fn apply_record(&mut self, peer: Peer, now_ms: u64) -> Result<bool, Error> {
+    /// The first half of [`Tracker::handle_peers`] for callers that verify signatures outside
+    /// the lock that guards the tracker: every cheap check of every record, without verifying
+    /// any signature and without changing anything.
+    ///
+    /// Returns the records that are new or newer than the stored ones (to verify with
+    /// [`RecordCandidate::verify`], then store with [`Tracker::commit_record`]), and counts the
+    /// others. Errors: as [`Tracker::handle_peers`], except signature errors (found by
+    /// [`RecordCandidate::verify`]); on a fatal error nothing of the message applies.
+    pub fn plan_peers(&self, from: &V, peers: Peers, now_ms: u64) -> Result<PeersPlan<V>, Error> {
+        if !self.is_authorized(from) {
+            return Err(Error::UnauthorizedSender);
+        }
+        let max = self.config.max_records_per_message.get();
+        if peers.peers.len() > max {
+            return Err(Error::TooManyRecords {
+                got: peers.peers.len(),
+                max,
+            });
+        }
+        let mut plan = PeersPlan {
+            candidates: Vec::new(),
+            ignored: 0,
+            dropped: Vec::new(),
+        };
+        for peer in peers.peers {
+            match self.check_record(peer, now_ms) {
+                Ok(Some((_, candidate))) => plan.candidates.push(candidate),
+                Ok(None) => plan.ignored += 1,
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => plan.dropped.push(e),
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The second half of [`Tracker::plan_peers`]: stores a record verified outside the lock,
+    /// if it is still newer than the stored one (another connection may have stored a newer
+    /// one meanwhile) and its key is still tracked. Returns whether it was stored.
+    pub fn commit_record(&mut self, key: &V, record: Arc<VerifiedRecord>) -> bool {
+        let Ok(u) = self.union.binary_search(key) else {
+            return false;
+        };
+        if Some(u) == self.self_slot {
+            return false;
+        }
+        if let Some(old) = &self.slots[u].record
+            && old.timestamp() >= record.timestamp()
+        {
+            return false;
+        }
+        self.store_record(u, record);
+        true
+    }
+
+    /// Every check of one record but the signature. `Ok(None)` when it is to be ignored.
+    fn check_record(
+        &self,
+        peer: Peer,
+        now_ms: u64,
+    ) -> Result<Option<(usize, RecordCandidate<V>)>, Error> {
         let sig = peer.signature.ok_or(Error::MissingSignature)?;
         let key_bytes = &sig.public_key[..];
         if key_bytes.len() != V::LEN {
@@ -599,16 +696,13 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                 got: key_bytes.len(),
             }));
         }
-        // The key order is the order of the canonical bytes, so the union can be searched by
-        // bytes without parsing the key.
         let slot = self
             .union
             .binary_search_by(|k| k.as_bytes().cmp(key_bytes))
             .ok();
         let Some(u) = slot else {
             if self.boots.iter().any(|b| b.key.as_bytes() == key_bytes) {
-                // Bootstrap-only keys are dialed at their configured address.
-                return Ok(false);
+                return Ok(None);
             }
             return Err(Error::UnauthorizedSigner);
         };
@@ -622,20 +716,25 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             });
         }
         if Some(u) == self.self_slot {
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(old) = &self.slots[u].record
             && old.timestamp() >= peer.timestamp
         {
-            return Ok(false);
+            return Ok(None);
         }
-        let record = self.verifier.verify(
-            &self.config.namespace,
-            &self.union[u],
-            socket,
-            peer.timestamp,
-            &sig.signature,
-        )?;
+        Ok(Some((
+            u,
+            RecordCandidate {
+                key: self.union[u].clone(),
+                socket,
+                timestamp: peer.timestamp,
+                signature: sig.signature,
+            },
+        )))
+    }
+
+    fn store_record(&mut self, u: usize, record: Arc<VerifiedRecord>) {
         let slot = &mut self.slots[u];
         if !slot.known() {
             self.bits_dirty = true;
@@ -644,6 +743,21 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         slot.flags &= !STALE;
         slot.failures = 0;
         slot.next_dial_ms = 0;
+    }
+
+    /// Validates one record and stores it if newer. `Ok(true)` if stored.
+    fn apply_record(&mut self, peer: Peer, now_ms: u64) -> Result<bool, Error> {
+        let Some((u, c)) = self.check_record(peer, now_ms)? else {
+            return Ok(false);
+        };
+        let record = self.verifier.verify(
+            &self.config.namespace,
+            &c.key,
+            c.socket,
+            c.timestamp,
+            &c.signature,
+        )?;
+        self.store_record(u, record);
         Ok(true)
     }
 
@@ -690,8 +804,17 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// their newest known record, else the configured one). Each returned peer counts as being
     /// dialed until [`Tracker::handle_connected`] or [`Tracker::handle_dial_failed`].
     pub fn poll_dials(&mut self, now_ms: u64) -> Vec<(V, SocketAddr)> {
+        self.poll_dials_at_most(now_ms, usize::MAX)
+    }
+
+    /// Like [`Tracker::poll_dials`], returning at most `max` dials (the others stay due and
+    /// come in a later call).
+    pub fn poll_dials_at_most(&mut self, now_ms: u64, max: usize) -> Vec<(V, SocketAddr)> {
         let mut out = Vec::new();
         for (u, slot) in self.slots.iter_mut().enumerate() {
+            if out.len() >= max {
+                return out;
+            }
             if Some(u) == self.self_slot
                 || slot.flags & (CONNECTED | DIALING | STALE | BOOT) != 0
                 || slot.next_dial_ms > now_ms
@@ -704,6 +827,9 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             }
         }
         for boot in &mut self.boots {
+            if out.len() >= max {
+                break;
+            }
             if boot.connected || boot.dialing || boot.next_dial_ms > now_ms {
                 continue;
             }

@@ -109,3 +109,37 @@ pub enum HandshakeError {
     #[error("key confirmation failed")]
     Confirmation,
 }
+
+impl Refusal {
+    /// A short, stable label for metrics and logs (one meaning per label).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotAuthorized => "not_authorized",
+            Self::Blocked => "blocked",
+            Self::AlreadyConnected => "already_connected",
+            Self::Other(_) => "refused_other",
+        }
+    }
+}
+
+impl HandshakeError {
+    /// A short, stable label for metrics and logs (one meaning per label; see
+    /// `docs/protocol.md`, "Reason labels").
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "handshake_too_large",
+            Self::Malformed(_) => "malformed_handshake",
+            Self::InvalidKey(_) => "invalid_key",
+            Self::WrongRecipient => "wrong_recipient",
+            Self::UnexpectedPeer => "unexpected_peer",
+            Self::SelfConnection => "self_connection",
+            Self::NetworkMismatch => "network_mismatch",
+            Self::TimestampTooOld { .. } => "timestamp_too_old",
+            Self::TimestampTooNew { .. } => "timestamp_too_new",
+            Self::Refused(r) => r.label(),
+            Self::BadSignature(_) => "bad_signature",
+            Self::NonContributory => "non_contributory",
+            Self::Confirmation => "confirmation_failed",
+        }
+    }
+}

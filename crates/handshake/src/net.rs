@@ -73,6 +73,21 @@ pub struct Connection<T, P> {
     pub max_frame_len: u32,
 }
 
+impl Error {
+    /// A short, stable label for metrics and logs (one meaning per label).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Handshake(h) => h.label(),
+            Self::Timeout => "handshake_timeout",
+            Self::Closed => "closed",
+            Self::Frame(_) => "oversized_frame",
+            Self::Cipher(_) => "cipher",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::Io(_) => "io",
+        }
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite, P> Connection<T, P> {
     /// Simple frame halves over this connection.
     pub fn into_frames(self) -> (P, FrameSender<WriteHalf<T>>, FrameReceiver<ReadHalf<T>>) {

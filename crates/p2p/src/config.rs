@@ -40,10 +40,22 @@ pub struct Config<S: Signer> {
     /// Mux settings: the largest frame plaintext (derived from the handshake's frame size by the
     /// presets), control backlog, disconnect threshold for rate-limit violations.
     pub mux: p2p_mux::MuxConfig,
-    /// Handshakes (inbound and outbound) in progress at once.
+    /// Inbound handshakes in progress at once.
     pub max_concurrent_handshakes: NonZeroUsize,
+    /// Outbound dials (connect, handshake) in progress at once; separate from the inbound
+    /// handshake slots, so inbound connections can never starve our own dials.
+    pub max_concurrent_dials: NonZeroUsize,
     /// Inbound handshakes accepted per source IP per minute (burst: the same number).
     pub handshakes_per_ip_per_minute: NonZeroU32,
+    /// Most source addresses the per-IP limiter remembers at once (bounds its memory; new
+    /// addresses are refused while it is full of recently active ones).
+    pub max_tracked_ips: NonZeroUsize,
+    /// How long after the handshake the peer's version info may take (the version step);
+    /// the peer is not admitted before it passes.
+    pub version_timeout: Duration,
+    /// A write to a peer's socket that makes no progress for this long closes the connection
+    /// (a peer that does not read cannot hold its writer, socket and queues).
+    pub write_timeout: Duration,
     /// Inbound connections (handshaking or established) at once.
     pub max_inbound_connections: NonZeroUsize,
     /// A connection that receives nothing for this long is closed (pings keep live ones busy;
@@ -83,7 +95,11 @@ impl<S: Signer> Config<S> {
             discovery: p2p_discovery::Config::recommended(namespace.to_vec()),
             mux,
             max_concurrent_handshakes: nz(64),
+            max_concurrent_dials: nz(64),
             handshakes_per_ip_per_minute: nz32(30),
+            max_tracked_ips: nz(1 << 16),
+            version_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
             max_inbound_connections: nz(1024),
             idle_timeout: Duration::from_secs(30),
             dial_interval: Duration::from_secs(1),
@@ -111,6 +127,8 @@ impl<S: Signer> Config<S> {
             discovery: p2p_discovery::Config::local(namespace.to_vec()),
             handshakes_per_ip_per_minute: nz32(60_000),
             idle_timeout: Duration::from_secs(5),
+            version_timeout: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(5),
             dial_interval: Duration::from_millis(50),
             connect_timeout: Duration::from_secs(2),
             shutdown_flush: Duration::from_millis(500),
@@ -119,7 +137,8 @@ impl<S: Signer> Config<S> {
     }
 
     /// Sets the largest frame body (plaintext + tag) in both the handshake and the mux
-    /// settings, which must agree. **Must match** across peers.
+    /// settings, which must agree. **Must match** across peers. [`crate::Network::new`] refuses
+    /// a size below the largest control frame or above [`p2p_session::MAX_FRAME_LEN`].
     pub fn set_max_frame_len(&mut self, max_frame_len: u32) {
         self.handshake.max_frame_len = max_frame_len;
         self.mux.max_frame_plaintext = plaintext_for(max_frame_len);

@@ -1,20 +1,17 @@
 //! `Network` (the running node) and `Oracle` (its control handle).
 
-use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use governor::Quota;
-use p2p_discovery::{KeepConnection, Tracker, resolve_duplicate};
-use p2p_handshake::Refusal;
+use bytes::Bytes;
+use p2p_discovery::Tracker;
 use p2p_identity::{PeerUrl, Signer};
 use p2p_mux::{Mux, Receiver, Sender};
-use p2p_proto::message::Payload;
+use p2p_session::{Manager, ManagerConfig, SessionConfig};
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -24,6 +21,9 @@ use crate::peer;
 
 /// The public key type of a signer.
 pub(crate) type Key<S> = <S as Signer>::PublicKey;
+
+/// The close signal of one connection: sending `true` ends both of its tasks.
+pub(crate) type CloseHandle = Arc<watch::Sender<bool>>;
 
 /// The sender and receiver of one channel, as [`Network::register`] returns them.
 pub type Channel<S> = (Sender<Key<S>>, Receiver<Key<S>>);
@@ -52,6 +52,18 @@ pub enum Error {
     /// The layer configurations disagree (namespace or frame size).
     #[error("inconsistent configuration: {0}")]
     Config(&'static str),
+    /// The maximum frame length is outside the allowed range: at least the largest control
+    /// frame (own record, bit vector, full gossip answer, version info), at most
+    /// [`p2p_session::MAX_FRAME_LEN`].
+    #[error("max_frame_len {got} outside [{min}, {max}]")]
+    FrameSize {
+        /// The configured `handshake.max_frame_len`.
+        got: u32,
+        /// The largest control frame (plaintext and tag) of this configuration.
+        min: usize,
+        /// [`p2p_session::MAX_FRAME_LEN`].
+        max: u32,
+    },
     /// Discovery refused its initial state (for example our own record).
     #[error("discovery: {0}")]
     Discovery(#[from] p2p_discovery::Error),
@@ -68,143 +80,74 @@ pub(crate) struct Shared<S: Signer> {
     pub(crate) signer: S,
     pub(crate) me: Key<S>,
     pub(crate) handshake: p2p_handshake::Config,
-    pub(crate) idle_timeout: Duration,
+    pub(crate) session: SessionConfig,
     pub(crate) connect_timeout: Duration,
     pub(crate) dial_interval: Duration,
     pub(crate) write_batch_bytes: usize,
+    pub(crate) write_timeout: Duration,
     pub(crate) shutdown_flush: Duration,
-    pub(crate) max_inbound: usize,
     pub(crate) local_addr: SocketAddr,
-    pub(crate) tracker: Mutex<Tracker<Key<S>>>,
-    pub(crate) state: Mutex<State<Key<S>>>,
+    pub(crate) manager: Arc<Manager<Key<S>, CloseHandle>>,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: watch::Sender<bool>,
-    pub(crate) handshake_slots: Arc<Semaphore>,
-    pub(crate) ip_limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub(crate) tasks: Mutex<JoinSet<()>>,
 }
 
-/// Connections and blocks, under one lock so admission decisions are atomic.
-pub(crate) struct State<P> {
-    pub(crate) peers: HashMap<P, PeerEntry>,
-    pub(crate) blocked: HashSet<P>,
-    pub(crate) next_id: u64,
-    pub(crate) inbound: usize,
-}
-
-/// One established connection.
-pub(crate) struct PeerEntry {
-    pub(crate) id: u64,
-    pub(crate) dialed_by_me: bool,
-    /// Closing it (sending `true`) ends both tasks of the connection.
-    pub(crate) close: watch::Sender<bool>,
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it (every critical section
-/// here leaves the data consistent between statements).
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (the task set stays
+/// consistent between statements).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<S: Signer> Shared<S> {
-    pub(crate) fn spawn<F>(&self, fut: F)
+    /// Spawns `fut` into the task set; returns `false` (and drops it) once shutting down.
+    pub(crate) fn spawn<F>(&self, fut: F) -> bool
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        if !*self.shutdown.borrow() {
-            lock(&self.tasks).spawn(fut);
+        let mut tasks = lock(&self.tasks);
+        if *self.shutdown.borrow() {
+            return false;
         }
+        tasks.spawn(fut);
+        true
     }
 
     pub(crate) fn shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
 
-    /// The handshake authorizer: cheap checks before any signature verification.
-    pub(crate) fn authorize(&self, key: &Key<S>) -> Result<(), Refusal> {
-        if *key == self.me {
-            return Err(Refusal::Other("self connection"));
-        }
-        {
-            let state = lock(&self.state);
-            if state.blocked.contains(key) {
-                return Err(Refusal::Blocked);
-            }
-            if state.peers.contains_key(key) {
-                return Err(Refusal::AlreadyConnected);
-            }
-        }
-        if !lock(&self.tracker).is_authorized(key) {
-            return Err(Refusal::NotAuthorized);
-        }
-        Ok(())
+    pub(crate) fn count(&self, family: Family, direction: ConnDirection, reason: &str) {
+        let family = match family {
+            Family::Handshakes => &self.metrics.handshakes,
+            Family::Disconnects => &self.metrics.disconnects,
+            Family::Refused => &self.metrics.refused,
+        };
+        family
+            .get_or_create(&ReasonLabel {
+                direction,
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
+}
 
-    /// Admits an established connection, applying the simultaneous-dial rule. Returns its id
-    /// and close signal, or the reason it is refused.
-    pub(crate) fn admit(
-        &self,
-        key: &Key<S>,
-        dialed_by_me: bool,
-    ) -> Result<(u64, watch::Receiver<bool>), &'static str> {
-        if *key == self.me {
-            return Err("self_connection");
-        }
-        if !lock(&self.tracker).is_authorized(key) {
-            return Err("not_authorized");
-        }
-        let mut state = lock(&self.state);
-        if state.blocked.contains(key) {
-            return Err("blocked");
-        }
-        if let Some(existing) = state.peers.get(key) {
-            match resolve_duplicate(&self.me, key, existing.dialed_by_me, dialed_by_me) {
-                KeepConnection::Existing => return Err("duplicate"),
-                KeepConnection::New => {
-                    existing.close.send_replace(true);
-                }
-            }
-        }
-        state.next_id += 1;
-        let id = state.next_id;
-        let (close, close_rx) = watch::channel(false);
-        state.peers.insert(
-            key.clone(),
-            PeerEntry {
-                id,
-                dialed_by_me,
-                close,
-            },
-        );
-        drop(state);
-        // Invariant: authorized above; the tracker only refuses unauthorized keys.
-        let _ = lock(&self.tracker).handle_connected(key, dialed_by_me);
-        Ok((id, close_rx))
-    }
-
-    /// Forgets connection `id` of `key` (if it is still the current one).
-    pub(crate) fn release(&self, key: &Key<S>, id: u64) -> bool {
-        let mut state = lock(&self.state);
-        let current = state.peers.get(key).is_some_and(|e| e.id == id);
-        if current {
-            state.peers.remove(key);
-            drop(state);
-            let _ = lock(&self.tracker).handle_disconnected(key, now_ms(), &mut rand::rng());
-        }
-        current
-    }
-
-    /// Closes the connection with `key`, if any.
-    pub(crate) fn close(&self, key: &Key<S>) {
-        if let Some(entry) = lock(&self.state).peers.get(key) {
-            entry.close.send_replace(true);
-        }
-    }
+/// Which counter family [`Shared::count`] increments.
+#[derive(Clone, Copy)]
+pub(crate) enum Family {
+    Handshakes,
+    Disconnects,
+    Refused,
 }
 
 /// Milliseconds since the Unix epoch (the time base of handshakes and records).
 pub(crate) fn now_ms() -> u64 {
     p2p_handshake::now_ms()
+}
+
+/// Closes a connection through its handle.
+pub(crate) fn close(handle: &CloseHandle) {
+    handle.send_replace(true);
 }
 
 /// A network node: register channels, then [`Network::run`] it.
@@ -225,16 +168,28 @@ impl<S: Signer> std::fmt::Debug for Network<S> {
 }
 
 impl<S: Signer> Network<S> {
-    /// Builds a network from `config`: binds the listener, signs this node's record, and
-    /// registers the metrics in `registry` (under the prefix `p2p`).
+    /// Builds a network from `config`: checks it, binds the listener, signs this node's
+    /// record, and registers the metrics in `registry` (under the prefix `p2p`).
     ///
     /// Returns the network (register channels on it, then run it) and its [`Oracle`].
     pub fn new(config: Config<S>, registry: &mut Registry) -> Result<(Self, Oracle<S>), Error> {
         if config.handshake.namespace[..] != config.discovery.namespace[..] {
             return Err(Error::Config("handshake and discovery namespaces differ"));
         }
+        let max_frame = config.handshake.max_frame_len;
+        let min_frame = p2p_session::largest_control_plaintext::<Key<S>>(
+            &config.discovery,
+            config.handshake.namespace.len(),
+        ) + p2p_cipher::TAG_LEN;
+        if (max_frame as usize) < min_frame || max_frame > p2p_session::MAX_FRAME_LEN {
+            return Err(Error::FrameSize {
+                got: max_frame,
+                min: min_frame,
+                max: p2p_session::MAX_FRAME_LEN,
+            });
+        }
         let plaintext = u64::from(config.mux.max_frame_plaintext) + p2p_cipher::TAG_LEN as u64;
-        if plaintext > u64::from(config.handshake.max_frame_len) {
+        if plaintext > u64::from(max_frame) {
             return Err(Error::Config(
                 "mux.max_frame_plaintext + 16 exceeds handshake.max_frame_len",
             ));
@@ -268,43 +223,49 @@ impl<S: Signer> Network<S> {
             };
             bootstrappers.push((key, addr));
         }
+        let session = SessionConfig::new(
+            &config.discovery,
+            config.version_timeout,
+            config.idle_timeout,
+        );
         let tracker = Tracker::with_signer(
-            config.discovery.clone(),
+            config.discovery,
             &config.signer,
             dialable,
             now_ms(),
             bootstrappers,
         )?;
+        let manager = Manager::new(
+            ManagerConfig {
+                max_inbound: config.max_inbound_connections,
+                max_inbound_handshakes: config.max_concurrent_handshakes,
+                max_dials: config.max_concurrent_dials,
+                handshakes_per_ip_per_minute: config.handshakes_per_ip_per_minute,
+                max_tracked_ips: config.max_tracked_ips,
+            },
+            tracker,
+            Instant::now(),
+        );
         let metrics = Metrics::default();
         let sub = registry.sub_registry_with_prefix("p2p");
         metrics.register(sub);
         let mux = Mux::new(config.mux.clone());
         mux.metrics().register(sub);
-        let per_minute = config.handshakes_per_ip_per_minute;
-        let quota = Quota::per_minute(per_minute).allow_burst(per_minute);
         let (shutdown, _) = watch::channel(false);
         let me = config.signer.public_key();
         let shared = Arc::new(Shared {
             me,
             handshake: config.handshake,
-            idle_timeout: config.idle_timeout,
+            session,
             connect_timeout: config.connect_timeout,
             dial_interval: config.dial_interval,
             write_batch_bytes: config.write_batch_bytes.get(),
+            write_timeout: config.write_timeout,
             shutdown_flush: config.shutdown_flush,
-            max_inbound: config.max_inbound_connections.get(),
             local_addr,
-            tracker: Mutex::new(tracker),
-            state: Mutex::new(State {
-                peers: HashMap::new(),
-                blocked: HashSet::new(),
-                next_id: 0,
-                inbound: 0,
-            }),
+            manager: Arc::new(manager),
             metrics,
             shutdown,
-            handshake_slots: Arc::new(Semaphore::new(config.max_concurrent_handshakes.get())),
-            ip_limiter: governor::RateLimiter::keyed(quota),
             tasks: Mutex::new(JoinSet::new()),
             signer: config.signer,
         });
@@ -331,7 +292,7 @@ impl<S: Signer> Network<S> {
     pub fn register(
         &mut self,
         channel: u32,
-        quota: Quota,
+        quota: governor::Quota,
         max_message_size: usize,
         backlog: usize,
         compression: Option<i32>,
@@ -369,7 +330,6 @@ impl<S: Signer> Network<S> {
         };
         let ctx = Arc::new(peer::Ctx {
             control: mux.control_sender(),
-            version_frame: encode_payload(&Payload::Version(version.clone())),
             version,
             mux,
             shared: Arc::clone(&shared),
@@ -397,6 +357,7 @@ impl<S: Signer> Network<S> {
             }
         }
         info!(parent: &span, "shutting down");
+        // `spawn` refuses new tasks from here on (it checks the flag under the set's lock).
         // Connections flush for `shutdown_flush`; give them that plus a margin, then abort.
         let mut tasks = std::mem::take(&mut *lock(&shared.tasks));
         let deadline = shared.shutdown_flush + Duration::from_millis(500);
@@ -409,22 +370,12 @@ impl<S: Signer> Network<S> {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
-        // Tasks spawned concurrently with the take above (a handshake finishing right then).
-        let mut late = std::mem::take(&mut *lock(&shared.tasks));
-        late.abort_all();
-        while late.join_next().await.is_some() {}
         drop(ctx);
         Ok(())
     }
 }
 
-pub(crate) fn encode_payload(payload: &Payload) -> Bytes {
-    let mut out = BytesMut::with_capacity(p2p_framing::envelope::encoded_len(payload));
-    p2p_framing::envelope::encode(payload, &mut out);
-    out.freeze()
-}
-
-/// Accepts TCP connections and runs inbound handshakes within the configured limits.
+/// Accepts TCP connections and runs inbound handshakes within the manager's limits.
 async fn listen_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>, listener: TcpListener) {
     let shared = &ctx.shared;
     let mut shutdown = shared.shutdown.subscribe();
@@ -442,52 +393,31 @@ async fn listen_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>, listener: TcpListener) {
                 continue;
             }
         };
-        let refuse = |reason: &str| {
-            shared
-                .metrics
-                .refused
-                .get_or_create(&ReasonLabel {
-                    direction: ConnDirection::Inbound,
-                    reason: reason.to_owned(),
-                })
-                .inc();
-            debug!(%addr, reason, "refused inbound connection");
-        };
-        if shared.ip_limiter.check_key(&addr.ip()).is_err() {
-            refuse("ip_rate_limited");
-            continue;
-        }
-        let Ok(permit) = Arc::clone(&shared.handshake_slots).try_acquire_owned() else {
-            refuse("handshake_slots_full");
-            continue;
-        };
-        {
-            let mut state = lock(&shared.state);
-            if state.inbound >= shared.max_inbound {
-                drop(state);
-                refuse("inbound_cap");
-                continue;
-            }
-            state.inbound += 1;
-        }
-        let guard = InboundGuard(Arc::clone(&ctx));
+        let (handshake_permit, inbound_permit) =
+            match shared.manager.handle_accept(addr.ip(), Instant::now()) {
+                Ok(permits) => permits,
+                Err(reason) => {
+                    shared.count(Family::Refused, ConnDirection::Inbound, reason.label());
+                    debug!(%addr, %reason, "refused inbound connection");
+                    continue;
+                }
+            };
         let ctx2 = Arc::clone(&ctx);
         shared.spawn(async move {
-            let _guard = guard;
             let _ = stream.set_nodelay(true);
             let shared = &ctx2.shared;
             let result = p2p_handshake::accept(
                 stream,
                 &shared.signer,
-                |key: &Key<S>| shared.authorize(key),
+                |key: &Key<S>| shared.manager.authorize(key),
                 &shared.handshake,
             )
             .await;
-            drop(permit);
+            drop(handshake_permit);
             match result {
-                Ok(conn) => peer::run_connection(ctx2, conn, false).await,
+                Ok(conn) => peer::run_connection(ctx2, conn, false, Some(inbound_permit)).await,
                 Err(e) => {
-                    count_handshake(shared, ConnDirection::Inbound, handshake_reason(&e));
+                    shared.count(Family::Handshakes, ConnDirection::Inbound, e.label());
                     debug!(%addr, error = %e, "inbound handshake failed");
                 }
             }
@@ -495,56 +425,7 @@ async fn listen_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>, listener: TcpListener) {
     }
 }
 
-/// Decrements the inbound connection count when an inbound connection ends.
-struct InboundGuard<S: Signer>(Arc<peer::Ctx<S>>);
-
-impl<S: Signer> Drop for InboundGuard<S> {
-    fn drop(&mut self) {
-        let mut state = lock(&self.0.shared.state);
-        state.inbound = state.inbound.saturating_sub(1);
-    }
-}
-
-pub(crate) fn count_handshake<S: Signer>(
-    shared: &Shared<S>,
-    direction: ConnDirection,
-    reason: &str,
-) {
-    shared
-        .metrics
-        .handshakes
-        .get_or_create(&ReasonLabel {
-            direction,
-            reason: reason.to_owned(),
-        })
-        .inc();
-}
-
-/// A short, stable label for a handshake failure.
-fn handshake_reason(e: &p2p_handshake::Error) -> &'static str {
-    use p2p_handshake::{Error as E, HandshakeError as H};
-    match e {
-        E::Timeout => "timeout",
-        E::Closed => "closed",
-        E::Io(_) => "io",
-        E::Frame(_) => "oversized",
-        E::Cipher(_) => "confirmation",
-        E::Handshake(h) => match h {
-            H::NetworkMismatch => "network_mismatch",
-            H::Refused(Refusal::NotAuthorized) => "not_authorized",
-            H::Refused(Refusal::Blocked) => "blocked",
-            H::Refused(Refusal::AlreadyConnected) => "already_connected",
-            H::BadSignature(_) => "bad_signature",
-            H::TimestampTooOld { .. } | H::TimestampTooNew { .. } => "timestamp",
-            H::WrongRecipient => "wrong_recipient",
-            H::UnexpectedPeer => "unexpected_peer",
-            _ => "invalid",
-        },
-        _ => "other",
-    }
-}
-
-/// Asks discovery whom to dial, at the configured interval.
+/// Asks the manager whom to dial, at the configured interval.
 async fn dial_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
     let shared = &ctx.shared;
     let mut shutdown = shared.shutdown.subscribe();
@@ -555,27 +436,19 @@ async fn dial_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
             _ = shutdown.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
         }
-        let dials = lock(&shared.tracker).poll_dials(now_ms());
-        for (key, addr) in dials {
-            let blocked = lock(&shared.state).blocked.contains(&key);
-            if blocked {
-                let _ = lock(&shared.tracker).handle_dial_failed(&key, now_ms(), &mut rand::rng());
-                continue;
-            }
+        for dial in shared.manager.poll_dials(now_ms(), &mut rand::rng()) {
             let ctx2 = Arc::clone(&ctx);
+            let addr = dial.addr;
             shared.spawn(
-                async move { dial_one(ctx2, key, addr).await }
-                    .instrument(info_span!("dial", %addr)),
+                async move { dial_one(ctx2, dial).await }.instrument(info_span!("dial", %addr)),
             );
         }
     }
 }
 
-async fn dial_one<S: Signer>(ctx: Arc<peer::Ctx<S>>, key: Key<S>, addr: SocketAddr) {
+async fn dial_one<S: Signer>(ctx: Arc<peer::Ctx<S>>, dial: p2p_session::Dial<Key<S>, CloseHandle>) {
     let shared = &ctx.shared;
-    let Ok(permit) = Arc::clone(&shared.handshake_slots).acquire_owned().await else {
-        return;
-    };
+    let p2p_session::Dial { key, addr, permit } = dial;
     let attempt = async {
         let stream = tokio::time::timeout(shared.connect_timeout, TcpStream::connect(addr))
             .await
@@ -586,16 +459,18 @@ async fn dial_one<S: Signer>(ctx: Arc<peer::Ctx<S>>, key: Key<S>, addr: SocketAd
             .await
             .map_err(|e| {
                 debug!(error = %e, "outbound handshake failed");
-                handshake_reason(&e)
+                e.label()
             })
     };
     let result = attempt.await;
     drop(permit);
     match result {
-        Ok(conn) => peer::run_connection(ctx, conn, true).await,
+        Ok(conn) => peer::run_connection(ctx, conn, true, None).await,
         Err(reason) => {
-            count_handshake(shared, ConnDirection::Outbound, reason);
-            let _ = lock(&shared.tracker).handle_dial_failed(&key, now_ms(), &mut rand::rng());
+            shared.count(Family::Handshakes, ConnDirection::Outbound, reason);
+            shared
+                .manager
+                .handle_dial_failed(&key, now_ms(), &mut rand::rng());
         }
     }
 }
@@ -607,30 +482,25 @@ async fn housekeeping_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
     let period = (shared.dial_interval / 2).max(Duration::from_millis(10));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut since_gc = Duration::ZERO;
     loop {
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
         }
-        let (ping, evictions, stats) = {
-            let mut tracker = lock(&shared.tracker);
-            let ping = tracker.poll_ping(now_ms(), &mut rand::rng());
-            (ping, tracker.take_evictions(), tracker.stats())
-        };
-        if let Some(bit_vec) = ping {
-            let frame = encode_payload(&Payload::BitVec(bit_vec));
-            let peers: Vec<Key<S>> = lock(&shared.state).peers.keys().cloned().collect();
+        let work = shared
+            .manager
+            .poll_housekeeping(now_ms(), Instant::now(), &mut rand::rng());
+        if let Some((frame, peers)) = work.ping {
             for peer in peers {
-                // A full control queue means the peer is not reading; its idle timeout ends it.
+                // A full control queue means the peer is not reading; its timers end it.
                 let _ = ctx.control.send(&peer, frame.clone());
             }
         }
-        for key in evictions {
-            info!(peer = %key, "peer left every tracked set; disconnecting");
-            shared.close(&key);
+        for handle in &work.evict {
+            info!("peer left every tracked set; disconnecting");
+            close(handle);
         }
-        for s in stats {
+        for s in work.stats {
             let label = IndexLabel { index: s.index };
             shared
                 .metrics
@@ -642,12 +512,6 @@ async fn housekeeping_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
                 .connected_peers
                 .get_or_create(&label)
                 .set(s.connected as i64);
-        }
-        since_gc += period;
-        if since_gc >= Duration::from_secs(60) {
-            since_gc = Duration::ZERO;
-            shared.ip_limiter.retain_recent();
-            shared.ip_limiter.shrink_to_fit();
         }
     }
 }
@@ -678,32 +542,28 @@ impl<S: Signer> Oracle<S> {
     /// recent indexes are tracked; peers that are in no tracked set any more (and are not
     /// bootstrappers) are disconnected.
     pub fn register(&self, index: u64, keys: Vec<Key<S>>) -> Result<(), p2p_discovery::Error> {
-        let evictions = {
-            let mut tracker = lock(&self.shared.tracker);
-            tracker.handle_peer_set(index, keys)?;
-            tracker.take_evictions()
-        };
-        for key in evictions {
-            info!(peer = %key, "peer left every tracked set; disconnecting");
-            self.shared.close(&key);
+        for handle in self.shared.manager.handle_peer_set(index, keys)? {
+            info!("peer left every tracked set; disconnecting");
+            close(&handle);
         }
         Ok(())
     }
 
     /// Blocks `key`: disconnects it and refuses it until [`Oracle::unblock`].
     pub fn block(&self, key: Key<S>) {
-        lock(&self.shared.state).blocked.insert(key.clone());
-        self.shared.close(&key);
+        if let Some(handle) = self.shared.manager.block(key) {
+            close(&handle);
+        }
     }
 
     /// Lifts a block.
     pub fn unblock(&self, key: &Key<S>) {
-        lock(&self.shared.state).blocked.remove(key);
+        self.shared.manager.unblock(key);
     }
 
     /// The peers connected right now.
     pub fn connected(&self) -> Vec<Key<S>> {
-        lock(&self.shared.state).peers.keys().cloned().collect()
+        self.shared.manager.connected()
     }
 
     /// This node's public key.
@@ -723,6 +583,8 @@ impl<S: Signer> Oracle<S> {
 
     /// Asks [`Network::run`] to flush and end.
     pub fn shutdown(&self) {
+        // Under the task set's lock, so no task is spawned after `run` takes the set.
+        let _tasks = lock(&self.shared.tasks);
         self.shared.shutdown.send_replace(true);
     }
 }

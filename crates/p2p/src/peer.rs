@@ -1,4 +1,6 @@
-//! One connection: a reader task and a writer task around the layers' state machines.
+//! One connection: the session's version step, then a reader and a writer task around the
+//! layers' state machines. Every decision is the session's or the manager's; this module moves
+//! bytes, waits and counts.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,18 +10,20 @@ use p2p_cipher::{RecvCipher, SendCipher};
 use p2p_framing::frame;
 use p2p_handshake::Connection;
 use p2p_identity::Signer;
-use p2p_mux::{ControlSender, Inbound, InboundPeer, Mux, PollFrame, Scheduler};
-use p2p_proto::message::Payload;
+use p2p_mux::{ControlSender, Mux, PollFrame, Scheduler};
+use p2p_session::{Event, InboundPermit, Now, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::metrics::{ConnDirection, DirectionLabel, ReasonLabel};
-use crate::network::{Key, Shared, count_handshake, encode_payload, lock, now_ms};
+use crate::metrics::{ConnDirection, DirectionLabel};
+use crate::network::{CloseHandle, Family, Key, Shared, close, now_ms};
 
 /// Bytes reserved per read from the socket.
 const READ_CHUNK: usize = 64 * 1024;
+/// Frames handled from one read before the reader yields to other tasks.
+const FRAMES_PER_YIELD: u32 = 32;
 
 /// What every connection task needs.
 pub(crate) struct Ctx<S: Signer> {
@@ -27,19 +31,22 @@ pub(crate) struct Ctx<S: Signer> {
     pub(crate) mux: Mux<Key<S>>,
     pub(crate) control: ControlSender<Key<S>>,
     pub(crate) version: p2p_proto::VersionInfo,
-    pub(crate) version_frame: bytes::Bytes,
 }
 
 /// Why a connection ended (a metric label and a log line).
 #[derive(Debug)]
 enum Close {
-    /// Our side asked (block, eviction, duplicate, shutdown).
+    /// Our side asked (block, eviction, replaced by another connection, the other task ended).
     Local,
+    /// The node is shutting down.
+    Shutdown,
     /// The peer closed the socket.
     PeerClosed,
-    /// Nothing arrived within the idle timeout.
-    Idle,
-    /// A typed error from a layer, or an I/O error.
+    /// A write made no progress within the write timeout.
+    WriteStalled,
+    /// The session's verdict.
+    Session(p2p_session::Error),
+    /// A layer or I/O error, with its label.
     Error(&'static str, String),
 }
 
@@ -47,10 +54,28 @@ impl Close {
     fn label(&self) -> &'static str {
         match self {
             Self::Local => "local",
+            Self::Shutdown => "shutdown",
             Self::PeerClosed => "peer_closed",
-            Self::Idle => "idle_timeout",
+            Self::WriteStalled => "write_stalled",
+            Self::Session(e) => e.label(),
             Self::Error(label, _) => label,
         }
+    }
+}
+
+impl std::fmt::Display for Close {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Session(e) => write!(f, "{e}"),
+            Self::Error(label, detail) => write!(f, "{label}: {detail}"),
+            other => f.write_str(other.label()),
+        }
+    }
+}
+
+impl From<p2p_session::Error> for Close {
+    fn from(e: p2p_session::Error) -> Self {
+        Self::Session(e)
     }
 }
 
@@ -58,154 +83,299 @@ fn err<E: std::fmt::Display>(label: &'static str) -> impl FnOnce(E) -> Close {
     move |e| Close::Error(label, e.to_string())
 }
 
-/// Runs an established connection until it ends.
+/// The receiving side of one connection.
+struct ReadSide<S: Signer> {
+    ctx: Arc<Ctx<S>>,
+    session: Session<Key<S>>,
+    reader: ReadHalf<TcpStream>,
+    cipher: RecvCipher,
+    buf: BytesMut,
+    close: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// An admitted connection's registration.
+struct Admission {
+    id: u64,
+    writer_done: oneshot::Receiver<Result<(), Close>>,
+}
+
+/// Runs an established connection until it ends. `_inbound` holds the inbound cap's place.
 pub(crate) async fn run_connection<S: Signer>(
     ctx: Arc<Ctx<S>>,
     conn: Connection<TcpStream, Key<S>>,
     dialed_by_me: bool,
+    _inbound: Option<InboundPermit<Key<S>, CloseHandle>>,
 ) {
-    let shared = &ctx.shared;
+    let shared = Arc::clone(&ctx.shared);
     let direction = if dialed_by_me {
         ConnDirection::Outbound
     } else {
         ConnDirection::Inbound
     };
-    let peer = conn.peer.clone();
-    let (id, close_rx) = match shared.admit(&peer, dialed_by_me) {
-        Ok(x) => x,
+    let Connection {
+        peer,
+        reader,
+        mut writer,
+        send: mut send_cipher,
+        recv,
+        read_buf,
+        ..
+    } = conn;
+    let short = peer.to_string();
+    let span = info_span!("peer", peer = %&short[..16.min(short.len())], ?direction);
+    let (close_tx, close_rx) = watch::channel(false);
+    let handle: CloseHandle = Arc::new(close_tx);
+    let session = Session::new(
+        peer.clone(),
+        dialed_by_me,
+        ctx.version.clone(),
+        shared.session.clone(),
+        Instant::now(),
+    );
+    let mut side = ReadSide {
+        ctx: Arc::clone(&ctx),
+        session,
+        reader,
+        cipher: recv,
+        buf: read_buf,
+        close: close_rx.clone(),
+        shutdown: shared.shutdown.subscribe(),
+    };
+
+    // The version step: our version info goes out at once, theirs must come first.
+    let step = async {
+        while let Some(body) = side.session.poll_transmit() {
+            write_direct(&shared, &mut writer, &mut send_cipher, &body).await?;
+        }
+        side.run(None).await
+    }
+    .instrument(span.clone())
+    .await;
+    if let Err(close) = step {
+        shared
+            .manager
+            .handle_not_admitted(&peer, dialed_by_me, now_ms(), &mut rand::rng());
+        shared.count(Family::Handshakes, direction, close.label());
+        debug!(parent: &span, reason = close.label(), detail = %close, "version step failed");
+        return;
+    }
+    if let Some(v) = side.session.peer_version() {
+        debug!(parent: &span, software = %v.software, major = v.major, minor = v.minor, "version accepted");
+    }
+
+    // Admission: atomic in the manager, then the mux.
+    let admitted = match shared.manager.admit(
+        &peer,
+        dialed_by_me,
+        Arc::clone(&handle),
+        now_ms(),
+        &mut rand::rng(),
+    ) {
+        Ok(a) => a,
         Err(reason) => {
-            count_handshake(shared, direction, reason);
-            debug!(%peer, reason, "connection refused after handshake");
-            if dialed_by_me {
-                // Discovery expects every dial it planned to be answered (ignored if the peer
-                // is connected through the other connection).
-                let _ = lock(&shared.tracker).handle_dial_failed(&peer, now_ms(), &mut rand::rng());
-            }
+            shared.count(Family::Handshakes, direction, reason.label());
+            debug!(parent: &span, %reason, "connection refused after the version step");
             return;
         }
     };
-    // A connection replaced by the simultaneous-dial rule is still registered in the mux
-    // until its tasks end; take it out now so the new one can register.
-    if ctx.mux.is_connected(&peer) {
+    if let Some(old) = &admitted.replaced {
+        close(old);
+        // The replaced connection stays registered in the mux until its tasks end; take it
+        // out now so this one can register (its release then finds a newer id and skips it).
         ctx.mux.peer_disconnected(&peer);
     }
     let handles = match ctx.mux.peer_connected(peer.clone()) {
         Ok(h) => h,
         Err(e) => {
-            warn!(%peer, error = %e, "mux refused the peer");
-            shared.release(&peer, id);
+            warn!(parent: &span, error = %e, "mux refused the peer");
+            shared
+                .manager
+                .release(&peer, admitted.id, now_ms(), &mut rand::rng());
             return;
         }
     };
-    count_handshake(shared, direction, "ok");
+    side.session.handle_admitted(handles.inbound, &admitted);
+    side.flush_transmit();
+    shared.count(Family::Handshakes, direction, "ok");
     let gauge = shared
         .metrics
         .connections
         .get_or_create(&DirectionLabel { direction })
         .clone();
     gauge.inc();
-    let short = peer.to_string();
-    let span = info_span!("peer", peer = %&short[..16.min(short.len())], ?direction);
     info!(parent: &span, "connected");
 
-    let Connection {
-        reader,
-        writer,
-        send,
-        recv,
-        read_buf,
-        ..
-    } = conn;
-    // Discovery messages that follow the version info: our record, then a bit vector.
-    let record = encode_payload(&Payload::Peers(p2p_proto::Peers {
-        peers: vec![lock(&shared.tracker).my_record()],
-    }));
-    let bit_vec = lock(&shared.tracker).random_bit_vec(&mut rand::rng());
-    let mut first = vec![ctx.version_frame.clone(), record];
-    if let Some(bv) = bit_vec {
-        first.push(encode_payload(&Payload::BitVec(bv)));
-    }
-
-    let writer_task = tokio::spawn(
-        write_loop(
-            Arc::clone(&ctx),
-            handles.scheduler,
-            writer,
-            send,
-            first,
-            close_rx.clone(),
-        )
+    let (done_tx, writer_done) = oneshot::channel();
+    let writer_handle = Arc::clone(&handle);
+    let write_ctx = Arc::clone(&ctx);
+    let spawned = shared.spawn(
+        async move {
+            let result =
+                write_loop(write_ctx, handles.scheduler, writer, send_cipher, close_rx).await;
+            // Either task's end closes the other.
+            close(&writer_handle);
+            let _ = done_tx.send(result);
+        }
         .instrument(span.clone()),
     );
-    let read_result = read_loop(
-        Arc::clone(&ctx),
-        peer.clone(),
-        handles.inbound,
-        reader,
-        recv,
-        read_buf,
-        close_rx,
-    )
-    .instrument(span.clone())
-    .await;
-    // The reader ended: stop the writer (on shutdown it flushes first).
-    if let Some(entry) = lock(&shared.state).peers.get(&peer)
-        && entry.id == id
-        && !shared.shutting_down()
-    {
-        entry.close.send_replace(true);
-    }
-    let write_result = match writer_task.await {
-        Ok(r) => r,
-        Err(_) => Err(Close::Error("writer_panicked", String::new())),
+    let admission = Admission {
+        id: admitted.id,
+        writer_done,
     };
-    let close = match (read_result, write_result) {
-        (Err(Close::Local), Err(w)) => w,
-        (Err(r), _) => r,
-        (Ok(()), Err(w)) => w,
-        (Ok(()), Ok(())) => Close::Local,
+    let read_result = if spawned {
+        side.run(Some(&peer)).instrument(span.clone()).await
+    } else {
+        Err(Close::Shutdown)
+    };
+    // The reader ended: stop the writer, unless shutting down (it flushes first).
+    let read_close = match read_result {
+        Ok(()) => Close::Local,
+        Err(c) => c,
+    };
+    if !matches!(read_close, Close::Shutdown) {
+        close(&handle);
+    }
+    let write_close = match admission.writer_done.await {
+        Ok(Ok(())) | Err(_) => None,
+        Ok(Err(c)) => Some(c),
+    };
+    let reason = match (read_close, write_close) {
+        (Close::Local, Some(w)) => w,
+        (r, _) => r,
     };
     gauge.dec();
-    if shared.release(&peer, id) {
+    if shared
+        .manager
+        .release(&peer, admission.id, now_ms(), &mut rand::rng())
+    {
         ctx.mux.peer_disconnected(&peer);
     }
-    shared
-        .metrics
-        .disconnects
-        .get_or_create(&ReasonLabel {
-            direction,
-            reason: close.label().to_owned(),
-        })
-        .inc();
-    match &close {
-        Close::Error(label, detail) => {
-            info!(parent: &span, reason = label, detail = %detail, "disconnected")
-        }
-        other => info!(parent: &span, reason = other.label(), "disconnected"),
+    shared.count(Family::Disconnects, direction, reason.label());
+    info!(parent: &span, reason = reason.label(), detail = %reason, "disconnected");
+}
+
+/// Seals and writes one frame before the writer task exists (the version step), within the
+/// write timeout and against shutdown.
+async fn write_direct<S: Signer>(
+    shared: &Shared<S>,
+    writer: &mut WriteHalf<TcpStream>,
+    cipher: &mut SendCipher,
+    body: &[u8],
+) -> Result<(), Close> {
+    let max = shared.handshake.max_frame_len;
+    let mut out = BytesMut::with_capacity(frame::HEADER_LEN + body.len() + p2p_cipher::TAG_LEN);
+    let start = frame::begin(&mut out);
+    out.extend_from_slice(body);
+    cipher
+        .seal(&mut out, start.body_offset())
+        .map_err(err("cipher"))?;
+    frame::finish(&mut out, start, max).map_err(err("frame"))?;
+    let mut shutdown = shared.shutdown.subscribe();
+    tokio::select! {
+        r = tokio::time::timeout(shared.write_timeout, writer.write_all(&out)) => match r {
+            Err(_) => Err(Close::WriteStalled),
+            Ok(r) => r.map_err(err("io")),
+        },
+        _ = shutdown.wait_for(|s| *s) => Err(Close::Shutdown),
     }
 }
 
-/// Drains the scheduler into batched writes.
+impl<S: Signer> ReadSide<S> {
+    /// Reads and hands frames to the session. Before admission (`peer` is `None`) it returns
+    /// `Ok` as soon as the session asks for admission; after, it runs until the connection
+    /// ends (`Ok` on shutdown).
+    async fn run(&mut self, peer: Option<&Key<S>>) -> Result<(), Close> {
+        let shared = Arc::clone(&self.ctx.shared);
+        let max = shared.handshake.max_frame_len;
+        loop {
+            let mut handled = 0u32;
+            while let Some(mut body) =
+                frame::decode(&mut self.buf, max).map_err(err("oversized_frame"))?
+            {
+                self.cipher.open(&mut body).map_err(err("cipher"))?;
+                let now = Now {
+                    instant: Instant::now(),
+                    unix_ms: now_ms(),
+                };
+                let event = self.session.handle_frame(
+                    body.freeze(),
+                    now,
+                    &shared.manager,
+                    &mut rand::rng(),
+                )?;
+                match event {
+                    Event::Admit => return Ok(()),
+                    Event::Continue => {}
+                    Event::Ignored(e) => debug!(error = %e, "discovery input ignored"),
+                    Event::WaitForRoom => {
+                        let session = &mut self.session;
+                        tokio::select! {
+                            () = std::future::poll_fn(|cx| session.poll_deliver(cx)) => {}
+                            _ = self.close.wait_for(|c| *c) => return Err(Close::Local),
+                        }
+                    }
+                }
+                if peer.is_some() {
+                    self.flush_transmit();
+                }
+                handled += 1;
+                if handled % FRAMES_PER_YIELD == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            if let Some(until) = self.session.poll_read(Instant::now()) {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until.into()) => {}
+                    _ = self.close.wait_for(|c| *c) => return Err(Close::Local),
+                }
+            }
+            self.buf.reserve(READ_CHUNK);
+            let deadline = tokio::time::Instant::from_std(self.session.poll_timeout());
+            let read = tokio::select! {
+                r = self.reader.read_buf(&mut self.buf) => r,
+                () = tokio::time::sleep_until(deadline) => {
+                    self.session.handle_timeout(Instant::now())?;
+                    continue;
+                }
+                _ = self.close.wait_for(|c| *c) => return Err(Close::Local),
+                _ = self.shutdown.wait_for(|s| *s) => return Err(Close::Shutdown),
+            };
+            match read {
+                Err(e) => return Err(Close::Error("io", e.to_string())),
+                Ok(0) => return Err(Close::PeerClosed),
+                Ok(n) => {
+                    self.session.handle_bytes_received(Instant::now());
+                    shared.metrics.wire_bytes_received.inc_by(n as u64);
+                }
+            }
+        }
+    }
+
+    /// Queues the session's control frames (after admission) for the writer.
+    fn flush_transmit(&mut self) {
+        while let Some(frame) = self.session.poll_transmit() {
+            if let Err(e) = self.ctx.control.send(self.session.peer(), frame) {
+                // A full control queue: the peer is not reading; its timers will end it.
+                debug!(error = %e, "control frame not queued");
+            }
+        }
+    }
+}
+
+/// Drains the scheduler into batched writes, each raced against close, shutdown and the
+/// write timeout.
 async fn write_loop<S: Signer>(
     ctx: Arc<Ctx<S>>,
     mut scheduler: Scheduler<Key<S>>,
     mut writer: WriteHalf<TcpStream>,
     mut cipher: SendCipher,
-    first: Vec<bytes::Bytes>,
     mut close: watch::Receiver<bool>,
 ) -> Result<(), Close> {
     let shared = &ctx.shared;
     let max = shared.handshake.max_frame_len;
     let batch = shared.write_batch_bytes;
     let mut out = BytesMut::with_capacity(batch + max as usize + frame::HEADER_LEN);
-    for body in &first {
-        let start = frame::begin(&mut out);
-        out.extend_from_slice(body);
-        cipher
-            .seal(&mut out, start.body_offset())
-            .map_err(err("cipher"))?;
-        frame::finish(&mut out, start, max).map_err(err("frame"))?;
-    }
     let mut shutdown = shared.shutdown.subscribe();
     let mut flush_deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -234,7 +404,15 @@ async fn write_loop<S: Signer>(
             }
         }
         if !out.is_empty() {
-            writer.write_all(&out).await.map_err(err("io"))?;
+            write_batch(
+                shared,
+                &mut writer,
+                &out,
+                &mut close,
+                &mut shutdown,
+                &mut flush_deadline,
+            )
+            .await?;
             shared.metrics.wire_bytes_sent.inc_by(out.len() as u64);
             shared.metrics.write_batches.inc();
             out.clear();
@@ -247,7 +425,7 @@ async fn write_loop<S: Signer>(
         }
         if flush_deadline.is_some() {
             // Shutting down and nothing left to send now: done.
-            let _ = writer.shutdown().await;
+            let _ = tokio::time::timeout(shared.write_timeout, writer.shutdown()).await;
             return Ok(());
         }
         let retry = retry_at.map(tokio::time::Instant::from_std);
@@ -267,122 +445,42 @@ async fn write_loop<S: Signer>(
     }
 }
 
+/// Writes one batch. Ends with `Close::WriteStalled` if it does not complete within the write
+/// timeout, `Close::Local` when the connection is closed meanwhile, and `Ok`-less
+/// `Close::Shutdown` when the shutdown flush time runs out first.
+async fn write_batch<S: Signer>(
+    shared: &Shared<S>,
+    writer: &mut WriteHalf<TcpStream>,
+    out: &[u8],
+    close: &mut watch::Receiver<bool>,
+    shutdown: &mut watch::Receiver<bool>,
+    flush_deadline: &mut Option<tokio::time::Instant>,
+) -> Result<(), Close> {
+    let stall = tokio::time::Instant::now() + shared.write_timeout;
+    let write = writer.write_all(out);
+    tokio::pin!(write);
+    loop {
+        let deadline = flush_deadline.map_or(stall, |f| f.min(stall));
+        tokio::select! {
+            r = &mut write => return r.map_err(err("io")),
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(if flush_deadline.is_some_and(|f| f <= stall) {
+                    Close::Shutdown
+                } else {
+                    Close::WriteStalled
+                });
+            }
+            _ = close.wait_for(|c| *c) => return Err(Close::Local),
+            _ = shutdown.wait_for(|s| *s), if flush_deadline.is_none() => {
+                *flush_deadline = Some(tokio::time::Instant::now() + shared.shutdown_flush);
+            }
+        }
+    }
+}
+
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Reads frames, opens them and routes their messages.
-#[allow(clippy::too_many_arguments, reason = "the parts of one connection")]
-async fn read_loop<S: Signer>(
-    ctx: Arc<Ctx<S>>,
-    peer: Key<S>,
-    mut inbound: InboundPeer<Key<S>>,
-    mut reader: ReadHalf<TcpStream>,
-    mut cipher: RecvCipher,
-    mut buf: BytesMut,
-    mut close: watch::Receiver<bool>,
-) -> Result<(), Close> {
-    let shared = &ctx.shared;
-    let max = shared.handshake.max_frame_len;
-    let mut got_version = false;
-    let mut shutdown = shared.shutdown.subscribe();
-    loop {
-        let mut pause_until: Option<Instant> = None;
-        while let Some(mut body) = frame::decode(&mut buf, max).map_err(err("oversized_frame"))? {
-            cipher.open(&mut body).map_err(err("cipher"))?;
-            let payload = p2p_framing::envelope::decode(body.freeze()).map_err(err("malformed"))?;
-            if !got_version {
-                let Payload::Version(theirs) = payload else {
-                    return Err(Close::Error(
-                        "protocol",
-                        "first message after the handshake is not the version info".into(),
-                    ));
-                };
-                p2p_handshake::version::check(&ctx.version, &theirs)
-                    .map_err(err("incompatible"))?;
-                debug!(software = %theirs.software_version, "version accepted");
-                got_version = true;
-                continue;
-            }
-            match payload {
-                Payload::Version(_) => {
-                    return Err(Close::Error("protocol", "second version info".into()));
-                }
-                Payload::Chunk(chunk) => {
-                    match inbound
-                        .handle_chunk(chunk, Instant::now())
-                        .map_err(err("mux"))?
-                    {
-                        Inbound::Incomplete | Inbound::Delivered => {}
-                        Inbound::Throttled { until } => {
-                            pause_until = Some(pause_until.map_or(until, |p| p.max(until)));
-                        }
-                        Inbound::Backpressured => {
-                            let wait = tokio::select! {
-                                w = inbound.deliver() => w,
-                                _ = close.wait_for(|c| *c) => return Err(Close::Local),
-                            };
-                            if let Some(until) = wait {
-                                pause_until = Some(pause_until.map_or(until, |p| p.max(until)));
-                            }
-                        }
-                    }
-                }
-                Payload::BitVec(bit_vec) => {
-                    let answer =
-                        lock(&shared.tracker).handle_bit_vec(&peer, &bit_vec, &mut rand::rng());
-                    match answer {
-                        Ok(Some(peers)) => {
-                            let _ = ctx
-                                .control
-                                .send(&peer, encode_payload(&Payload::Peers(peers)));
-                        }
-                        Ok(None) => {}
-                        Err(e) if e.is_fatal() => {
-                            return Err(Close::Error("discovery", e.to_string()));
-                        }
-                        Err(e) => debug!(error = %e, "bit vector ignored"),
-                    }
-                }
-                Payload::Peers(peers) => {
-                    let outcome = lock(&shared.tracker).handle_peers(&peer, peers, now_ms());
-                    match outcome {
-                        Ok(o) => {
-                            for dropped in o.dropped {
-                                debug!(error = %dropped, "peer record dropped");
-                            }
-                        }
-                        Err(e) if e.is_fatal() => {
-                            return Err(Close::Error("discovery", e.to_string()));
-                        }
-                        Err(e) => debug!(error = %e, "peer records ignored"),
-                    }
-                }
-            }
-        }
-        if let Some(until) = pause_until {
-            let until = tokio::time::Instant::from_std(until);
-            tokio::select! {
-                () = tokio::time::sleep_until(until) => {}
-                _ = close.wait_for(|c| *c) => return Err(Close::Local),
-            }
-        }
-        buf.reserve(READ_CHUNK);
-        let read = tokio::select! {
-            r = tokio::time::timeout(shared.idle_timeout, reader.read_buf(&mut buf)) => r,
-            _ = close.wait_for(|c| *c) => return Err(Close::Local),
-            _ = shutdown.wait_for(|s| *s) => return Ok(()),
-        };
-        match read {
-            Err(_) => return Err(Close::Idle),
-            Ok(Err(e)) => return Err(Close::Error("io", e.to_string())),
-            Ok(Ok(0)) => return Err(Close::PeerClosed),
-            Ok(Ok(n)) => {
-                shared.metrics.wire_bytes_received.inc_by(n as u64);
-            }
-        }
     }
 }

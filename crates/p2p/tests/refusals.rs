@@ -230,7 +230,8 @@ async fn first_frame_is_refused(first: p2p_proto::message::Payload, reason: &str
     })
     .await;
     assert!(closed.is_ok(), "node 0 must close the connection");
-    let line = format!("p2p_disconnects_total{{direction=\"Inbound\",reason=\"{reason}\"}}");
+    // The peer was never admitted: the version step's failure is counted as a handshake outcome.
+    let line = format!("p2p_handshakes_total{{direction=\"Inbound\",reason=\"{reason}\"}}");
     wait_for(
         || metric(&nodes[0], &line) >= 1.0,
         Duration::from_secs(5),
@@ -246,7 +247,7 @@ async fn a_first_frame_other_than_the_version_info_is_refused() {
         index: 0,
         bits: Bytes::from_static(&[0b11]),
     });
-    first_frame_is_refused(bit_vec, "protocol").await;
+    first_frame_is_refused(bit_vec, "first_frame_not_version").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +259,7 @@ async fn another_namespace_in_the_version_info_is_refused() {
         software_version: "test".into(),
         channels: vec![],
     });
-    first_frame_is_refused(version, "incompatible").await;
+    first_frame_is_refused(version, "network_mismatch").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +311,7 @@ async fn incompatible_major_version_is_refused_with_a_reason() {
         || {
             metric(
                 &nodes[0],
-                "p2p_disconnects_total{direction=\"Inbound\",reason=\"incompatible\"}",
+                "p2p_handshakes_total{direction=\"Inbound\",reason=\"incompatible_version\"}",
             ) >= 1.0
         },
         Duration::from_secs(5),

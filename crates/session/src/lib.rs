@@ -1,0 +1,122 @@
+//! Sans-IO rules between the layers: one connection's [`Session`] and the node's [`Manager`].
+//!
+//! The layer crates each own one protocol object (handshake, cipher, frames, discovery, mux).
+//! What happens **between** them is decided here, without sockets, tasks or clocks (time and
+//! randomness come in as arguments), so every rule is tested deterministically and fuzzed:
+//!
+//! - [`Session`]: one established connection. It owns the version step (the peer's first frame
+//!   must be its version info, within its own deadline, checked before the peer is admitted
+//!   anywhere), the send order (version info, then our record, then a bit vector), the routing
+//!   of every later frame (chunks to the mux, bit vectors and records to discovery, a second
+//!   version info closes), which discovery errors are fatal, per-peer discovery budgets, bounded
+//!   pre-decoding ([`decode`]), the idle timer and the pause policy (throttle, backpressure).
+//! - [`Manager`]: the set of connections. Admission (authorize and insert atomically, the
+//!   simultaneous-dial rule), the pre-handshake order (per-address rate limit, handshake slot,
+//!   inbound cap), the dial plan with its own slots and dial-failure reporting, blocks, pings,
+//!   evictions. It wraps discovery's `Tracker` under one lock that is held only for bounded
+//!   work: record signatures are verified outside it.
+//!
+//! # Driving a connection
+//!
+//! 1. Inbound: [`Manager::handle_accept`] with the source address (refused: close the socket);
+//!    run the handshake with [`Manager::authorize`] as its authorizer; drop the handshake
+//!    permit when it ends. Outbound: [`Manager::poll_dials`] on a timer; a failed connect or
+//!    handshake is [`Manager::handle_dial_failed`].
+//! 2. After the handshake: [`Session::new`]; send every [`Session::poll_transmit`] (the version
+//!    info); read frames and hand each opened plaintext to [`Session::handle_frame`]; call
+//!    [`Session::handle_timeout`] when [`Session::poll_timeout`] passes.
+//! 3. On [`Event::Admit`]: [`Manager::admit`] (refused: close; close the `replaced` handle of
+//!    an admitted one), register the peer in the mux, [`Session::handle_admitted`], and start
+//!    the writer. If the connection ends before this, [`Manager::handle_not_admitted`].
+//! 4. Then, after every frame: send what [`Session::poll_transmit`] returns (as control
+//!    frames), do not read before [`Session::poll_read`] allows it, and on
+//!    [`Event::WaitForRoom`] wait for [`Session::poll_deliver`]. Any `Err` closes the
+//!    connection with [`Error::label`] as its reason.
+//! 5. When an admitted connection ends: [`Manager::release`] (if it returns `true`, remove the
+//!    peer from the mux).
+//! 6. On a timer: [`Manager::poll_housekeeping`]: send the ping to the listed peers, close the
+//!    evicted handles, export the counts.
+//!
+//! # Design
+//!
+//! Budgets are counted per connection in fixed windows of the discovery ping interval; past
+//! a budget the connection closes ([`Error::DiscoveryFlood`]), so one authorized peer can make
+//! us build at most `max_bit_vecs` gossip answers and verify at most `max_peers_messages`
+//! messages' worth of records per interval. A `Peers` message may hold at most one record per
+//! key ([`Error::DuplicateRecord`]), so a peer can make us verify at most one self-signed
+//! record per message; other keys' records verify only if they are genuinely newer.
+//!
+//! # Security
+//!
+//! Requires: the driver hands over only frames that opened under the connection's cipher,
+//! honours every `Err`, [`Session::poll_read`] and [`Event::WaitForRoom`], and closes the
+//! handles the manager returns. Provides: no peer is admitted (state, mux, tracker) before its
+//! version info passed; a key admitted is authorized at that instant under the same lock that
+//! rotations take; decoding any frame allocates at most a small constant times its length; a
+//! discovery flood costs the flooder its connection and the node a bounded amount of work per
+//! interval, none of it under the shared lock except table lookups. Does not provide: fairness
+//! of CPU between peers within their budgets, or protection against an authorized peer that
+//! sends honest-looking traffic at the allowed rates.
+
+mod error;
+mod manager;
+mod session;
+
+pub mod decode;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
+use p2p_identity::Verifier;
+use p2p_proto::message::Payload;
+use p2p_proto::{BitVec, Peer, Peers, Signature, VersionInfo};
+
+pub use error::{Error, Refused};
+pub use manager::{
+    Admitted, Dial, DialPermit, HandshakePermit, Housekeeping, InboundPermit, Manager,
+    ManagerConfig,
+};
+pub use session::{Event, Now, PeerVersion, Session, SessionConfig};
+
+/// The largest frame body (plaintext and tag) a node accepts: 16 MiB. Each connection's reader
+/// may buffer one frame of the configured size and its writer a batch plus one frame.
+pub const MAX_FRAME_LEN: u32 = 16 << 20;
+
+/// The longest control frame plaintext a node of scheme `V` with this discovery configuration
+/// sends or accepts: the largest of a full `Peers` message (`max_records_per_message` records
+/// with IPv6 sockets), the bit vector of the largest allowed set, and a version info with the
+/// largest allowed fields (namespace of `namespace_len` bytes). The frame size must hold it.
+pub fn largest_control_plaintext<V: Verifier>(
+    discovery: &p2p_discovery::Config,
+    namespace_len: usize,
+) -> usize {
+    let record = Peer {
+        socket: bytes::Bytes::from(vec![0u8; 19]),
+        timestamp: u64::MAX,
+        signature: Some(Signature {
+            public_key: bytes::Bytes::from(vec![0u8; V::LEN]),
+            signature: bytes::Bytes::from(vec![
+                0u8;
+                <V::Signature as p2p_identity::Signature>::LEN
+            ]),
+        }),
+    };
+    let peers = Payload::Peers(Peers {
+        peers: vec![record; discovery.max_records_per_message.get()],
+    });
+    let bit_vec = Payload::BitVec(BitVec {
+        index: u64::MAX,
+        bits: bytes::Bytes::from(vec![0u8; discovery.max_peer_set_size.get().div_ceil(8)]),
+    });
+    let version = Payload::Version(VersionInfo {
+        protocol_major: u32::MAX,
+        protocol_minor: u32::MAX,
+        namespace: bytes::Bytes::from(vec![0u8; namespace_len]),
+        software_version: "x".repeat(p2p_handshake::version::MAX_SOFTWARE_VERSION_LEN),
+        channels: vec![u32::MAX; p2p_handshake::version::MAX_CHANNELS],
+    });
+    [peers, bit_vec, version]
+        .iter()
+        .map(p2p_framing::envelope::encoded_len)
+        .max()
+        .unwrap_or(0)
+}

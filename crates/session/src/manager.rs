@@ -1,0 +1,613 @@
+//! The peer manager: admission, the connection table, the tracker, the dial plan, pings and
+//! evictions, behind one short-held lock.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use p2p_discovery::{KeepConnection, PeersOutcome, SetStats, Tracker, resolve_duplicate};
+use p2p_handshake::Refusal;
+use p2p_identity::Verifier;
+use p2p_proto::message::Payload;
+use p2p_proto::{BitVec, Peer, Peers};
+use rand::Rng;
+
+use crate::Refused;
+use crate::decode::encode;
+
+/// Limits of the [`Manager`]. None has to match across peers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagerConfig {
+    /// Inbound connections (handshaking, in the version step or established) at once.
+    pub max_inbound: NonZeroUsize,
+    /// Inbound handshakes in progress at once.
+    pub max_inbound_handshakes: NonZeroUsize,
+    /// Outbound dials (connect and handshake) in progress at once.
+    pub max_dials: NonZeroUsize,
+    /// Inbound handshakes accepted per source address per minute (burst: the same number).
+    pub handshakes_per_ip_per_minute: NonZeroU32,
+    /// Most source addresses the rate limiter remembers at once.
+    pub max_tracked_ips: NonZeroUsize,
+}
+
+/// One planned dial. Holding it holds one of the [`ManagerConfig::max_dials`] slots; report
+/// the outcome with [`Manager::admit`] (after the handshake and the version step) or
+/// [`Manager::handle_dial_failed`].
+#[derive(Debug)]
+pub struct Dial<V: Verifier, H> {
+    /// The key to dial (the handshake must end with it).
+    pub key: V,
+    /// Where to dial it.
+    pub addr: SocketAddr,
+    /// The dial slot; dropping it frees the slot.
+    pub permit: DialPermit<V, H>,
+}
+
+/// A connection the manager admitted ([`Manager::admit`]).
+#[derive(Debug)]
+pub struct Admitted<H> {
+    /// The connection's id (pass it to [`Manager::release`]).
+    pub id: u64,
+    /// The connection this one replaced under the simultaneous-dial rule: close it.
+    pub replaced: Option<H>,
+    /// Our signed record, to send after the version info.
+    pub record: Peer,
+    /// A bit vector of a random tracked set, to send after the record.
+    pub bit_vec: Option<BitVec>,
+}
+
+/// What [`Manager::poll_housekeeping`] asks the driver to do.
+#[derive(Debug)]
+pub struct Housekeeping<V, H> {
+    /// The ping (an encoded `BitVec` frame) and the connected peers to send it to.
+    pub ping: Option<(Bytes, Vec<V>)>,
+    /// Connections to close: their keys left every tracked set.
+    pub evict: Vec<H>,
+    /// Counts per tracked set, for metrics.
+    pub stats: Vec<SetStats>,
+}
+
+/// One admitted connection.
+#[derive(Debug)]
+struct Entry<H> {
+    id: u64,
+    dialed_by_me: bool,
+    handle: H,
+}
+
+/// Everything under the lock.
+#[derive(Debug)]
+struct Inner<V: Verifier, H> {
+    tracker: Tracker<V>,
+    peers: HashMap<V, Entry<H>>,
+    blocked: HashSet<V>,
+    next_id: u64,
+    inbound: usize,
+    handshakes: usize,
+    dials: usize,
+    limiter: AddressLimiter,
+}
+
+/// The set of connections of one node and the policy that governs them (see the crate docs).
+///
+/// `H` is the driver's handle of one connection (the facade: a close signal). The manager keeps
+/// one per admitted connection and hands clones back when a connection must close (replaced,
+/// evicted, blocked). Every method takes the lock for a bounded amount of work; no signature is
+/// verified under it.
+#[derive(Debug)]
+pub struct Manager<V: Verifier, H> {
+    me: V,
+    namespace: Bytes,
+    config: ManagerConfig,
+    inner: Mutex<Inner<V, H>>,
+}
+
+impl<V: Verifier, H: Clone> Manager<V, H> {
+    /// A manager around `tracker` (built with our record and bootstrappers), at `now`.
+    pub fn new(config: ManagerConfig, tracker: Tracker<V>, now: Instant) -> Self {
+        let per_minute = config.handshakes_per_ip_per_minute;
+        let max_ips = config.max_tracked_ips.get();
+        Self {
+            me: tracker.me().clone(),
+            namespace: tracker.config().namespace.clone(),
+            config,
+            inner: Mutex::new(Inner {
+                tracker,
+                peers: HashMap::new(),
+                blocked: HashSet::new(),
+                next_id: 0,
+                inbound: 0,
+                handshakes: 0,
+                dials: 0,
+                limiter: AddressLimiter::new(per_minute, max_ips, now),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<V, H>> {
+        // Every critical section leaves the state consistent between statements, so the data
+        // of a poisoned lock is still valid.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Our key.
+    pub fn me(&self) -> &V {
+        &self.me
+    }
+
+    /// The network namespace (records are verified in it).
+    pub fn namespace(&self) -> &Bytes {
+        &self.namespace
+    }
+
+    /// The limits.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.config
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Before the handshake
+    // ------------------------------------------------------------------------------------------
+
+    /// An inbound TCP connection from `ip` arrived at `now`. In order: the per-address rate
+    /// limit, a free handshake slot, the inbound cap. On success the returned permits hold the
+    /// slot and the inbound place; drop the handshake permit when the handshake ends and the
+    /// inbound permit when the connection ends.
+    pub fn handle_accept(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<(HandshakePermit<V, H>, InboundPermit<V, H>), Refused> {
+        let mut inner = self.lock();
+        inner.limiter.check(ip, now)?;
+        if inner.handshakes >= self.config.max_inbound_handshakes.get() {
+            return Err(Refused::HandshakeSlotsFull);
+        }
+        if inner.inbound >= self.config.max_inbound.get() {
+            return Err(Refused::InboundCap);
+        }
+        inner.handshakes += 1;
+        inner.inbound += 1;
+        Ok((
+            HandshakePermit {
+                manager: Arc::clone(self),
+            },
+            InboundPermit {
+                manager: Arc::clone(self),
+            },
+        ))
+    }
+
+    /// The handshake's authorizer: the cheap checks before any signature is verified
+    /// (blocked, already connected, authorized).
+    pub fn authorize(&self, key: &V) -> Result<(), Refusal> {
+        if *key == self.me {
+            return Err(Refusal::Other("self connection"));
+        }
+        let inner = self.lock();
+        if inner.blocked.contains(key) {
+            return Err(Refusal::Blocked);
+        }
+        if inner.peers.contains_key(key) {
+            return Err(Refusal::AlreadyConnected);
+        }
+        if !inner.tracker.is_authorized(key) {
+            return Err(Refusal::NotAuthorized);
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Admission
+    // ------------------------------------------------------------------------------------------
+
+    /// Admits a connection whose handshake and version step succeeded, atomically: under one
+    /// lock the key is checked (not ourselves, not blocked, authorized), the simultaneous-dial
+    /// rule applied, the connection inserted and the tracker told. A peer-set rotation either
+    /// happens before (and the key is refused) or after (and evicts it).
+    ///
+    /// A refused connection that we dialed is reported to discovery as a failed dial.
+    pub fn admit<R: Rng + ?Sized>(
+        &self,
+        key: &V,
+        dialed_by_me: bool,
+        handle: H,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<Admitted<H>, Refused> {
+        let mut inner = self.lock();
+        let refused = if *key == self.me {
+            Some(Refused::SelfConnection)
+        } else if inner.blocked.contains(key) {
+            Some(Refused::Blocked)
+        } else if !inner.tracker.is_authorized(key) {
+            Some(Refused::NotAuthorized)
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            if dialed_by_me {
+                let _ = inner.tracker.handle_dial_failed(key, now_ms, rng);
+            }
+            return Err(reason);
+        }
+        let mut replaced = None;
+        if let Some(existing) = inner.peers.get(key) {
+            match resolve_duplicate(&self.me, key, existing.dialed_by_me, dialed_by_me) {
+                KeepConnection::Existing => {
+                    if dialed_by_me {
+                        // The dial's answer: the peer is connected (ignored by the tracker).
+                        let _ = inner.tracker.handle_dial_failed(key, now_ms, rng);
+                    }
+                    return Err(Refused::Duplicate);
+                }
+                KeepConnection::New => replaced = Some(existing.handle.clone()),
+            }
+        }
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner.peers.insert(
+            key.clone(),
+            Entry {
+                id,
+                dialed_by_me,
+                handle,
+            },
+        );
+        // Authorized above, under this same lock, so the tracker accepts it.
+        let _ = inner.tracker.handle_connected(key, dialed_by_me);
+        let record = inner.tracker.my_record();
+        let bit_vec = inner.tracker.random_bit_vec(rng);
+        Ok(Admitted {
+            id,
+            replaced,
+            record,
+            bit_vec,
+        })
+    }
+
+    /// A connection to `key` ended before it was admitted (handshake done, version step
+    /// failed). A dial is reported to discovery as failed.
+    pub fn handle_not_admitted<R: Rng + ?Sized>(
+        &self,
+        key: &V,
+        dialed_by_me: bool,
+        now_ms: u64,
+        rng: &mut R,
+    ) {
+        if dialed_by_me {
+            let _ = self.lock().tracker.handle_dial_failed(key, now_ms, rng);
+        }
+    }
+
+    /// Admitted connection `id` of `key` ended. Returns whether it was the current connection
+    /// of `key` (then the driver also removes it from the mux).
+    pub fn release<R: Rng + ?Sized>(&self, key: &V, id: u64, now_ms: u64, rng: &mut R) -> bool {
+        let mut inner = self.lock();
+        let current = inner.peers.get(key).is_some_and(|e| e.id == id);
+        if current {
+            inner.peers.remove(key);
+            let _ = inner.tracker.handle_disconnected(key, now_ms, rng);
+        }
+        current
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // The application's controls
+    // ------------------------------------------------------------------------------------------
+
+    /// Registers peer set `index`; returns the connections to close (their keys left every
+    /// tracked set).
+    pub fn handle_peer_set(
+        &self,
+        index: u64,
+        keys: Vec<V>,
+    ) -> Result<Vec<H>, p2p_discovery::Error> {
+        let mut inner = self.lock();
+        inner.tracker.handle_peer_set(index, keys)?;
+        Ok(take_evictions(&mut inner))
+    }
+
+    /// Blocks `key` until [`Manager::unblock`]; returns its connection to close, if any.
+    pub fn block(&self, key: V) -> Option<H> {
+        let mut inner = self.lock();
+        let handle = inner.peers.get(&key).map(|e| e.handle.clone());
+        inner.blocked.insert(key);
+        handle
+    }
+
+    /// Lifts a block.
+    pub fn unblock(&self, key: &V) {
+        self.lock().blocked.remove(key);
+    }
+
+    /// The handle of `key`'s connection, if it is connected.
+    pub fn connection(&self, key: &V) -> Option<H> {
+        self.lock().peers.get(key).map(|e| e.handle.clone())
+    }
+
+    /// The admitted peers.
+    pub fn connected(&self) -> Vec<V> {
+        self.lock().peers.keys().cloned().collect()
+    }
+
+    /// Whether `key` may connect now (in a tracked set or a bootstrapper).
+    pub fn is_authorized(&self, key: &V) -> bool {
+        self.lock().tracker.is_authorized(key)
+    }
+
+    /// Every admitted peer that is no longer authorized (for checks: always empty once the
+    /// handles returned by [`Manager::handle_peer_set`] are closed and released).
+    pub fn unauthorized_connected(&self) -> Vec<V> {
+        let inner = self.lock();
+        inner
+            .peers
+            .keys()
+            .filter(|k| !inner.tracker.is_authorized(k))
+            .cloned()
+            .collect()
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Timers
+    // ------------------------------------------------------------------------------------------
+
+    /// Whom to dial now: due dials from discovery, at most as many as free dial slots, blocked
+    /// keys reported as failed instead.
+    pub fn poll_dials<R: Rng + ?Sized>(
+        self: &Arc<Self>,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Vec<Dial<V, H>> {
+        let mut inner = self.lock();
+        let free = self.config.max_dials.get().saturating_sub(inner.dials);
+        if free == 0 {
+            return Vec::new();
+        }
+        let planned = inner.tracker.poll_dials_at_most(now_ms, free);
+        let mut out = Vec::with_capacity(planned.len());
+        for (key, addr) in planned {
+            if inner.blocked.contains(&key) {
+                let _ = inner.tracker.handle_dial_failed(&key, now_ms, rng);
+                continue;
+            }
+            inner.dials += 1;
+            out.push(Dial {
+                key,
+                addr,
+                permit: DialPermit {
+                    manager: Arc::clone(self),
+                },
+            });
+        }
+        out
+    }
+
+    /// A dial failed (connect error, handshake error or timeout).
+    pub fn handle_dial_failed<R: Rng + ?Sized>(&self, key: &V, now_ms: u64, rng: &mut R) {
+        let _ = self.lock().tracker.handle_dial_failed(key, now_ms, rng);
+    }
+
+    /// The periodic work: the ping (at most once per discovery ping interval), evictions, set
+    /// counts, and forgetting idle limiter entries.
+    pub fn poll_housekeeping<R: Rng + ?Sized>(
+        &self,
+        now_ms: u64,
+        now: Instant,
+        rng: &mut R,
+    ) -> Housekeeping<V, H> {
+        let mut inner = self.lock();
+        let ping = inner.tracker.poll_ping(now_ms, rng).map(|bv| {
+            let peers = inner.peers.keys().cloned().collect();
+            (encode(&Payload::BitVec(bv)), peers)
+        });
+        let evict = take_evictions(&mut inner);
+        let stats = inner.tracker.stats();
+        inner.limiter.forget_idle(now);
+        Housekeeping { ping, evict, stats }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Discovery, for sessions
+    // ------------------------------------------------------------------------------------------
+
+    /// A bit vector from the admitted peer `from`: the gossip answer, if any.
+    pub fn handle_bit_vec<R: Rng + ?Sized>(
+        &self,
+        from: &V,
+        bit_vec: &BitVec,
+        rng: &mut R,
+    ) -> Result<Option<Peers>, p2p_discovery::Error> {
+        self.lock().tracker.handle_bit_vec(from, bit_vec, rng)
+    }
+
+    /// Records from the admitted peer `from`: checked under the lock, verified without it,
+    /// stored under it if still newer. A flood of records costs only the caller's time.
+    ///
+    /// Errors: as [`Tracker::handle_peers`]; the records verified before a bad signature are
+    /// stored.
+    pub fn handle_peers(
+        &self,
+        from: &V,
+        peers: Peers,
+        now_ms: u64,
+    ) -> Result<PeersOutcome, p2p_discovery::Error> {
+        let plan = self.lock().tracker.plan_peers(from, peers, now_ms)?;
+        let mut outcome = PeersOutcome {
+            accepted: 0,
+            ignored: plan.ignored,
+            dropped: plan.dropped,
+        };
+        let mut verified = Vec::with_capacity(plan.candidates.len());
+        let mut failure = None;
+        for candidate in &plan.candidates {
+            match candidate.verify(&self.namespace) {
+                Ok(record) => verified.push(record),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if !verified.is_empty() {
+            let mut inner = self.lock();
+            for (candidate, record) in plan.candidates.iter().zip(verified) {
+                if inner.tracker.commit_record(&candidate.key, record) {
+                    outcome.accepted += 1;
+                } else {
+                    outcome.ignored += 1;
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(outcome),
+        }
+    }
+
+    /// Reads the tracker (for metrics, tests and tools).
+    pub fn with_tracker<T>(&self, f: impl FnOnce(&Tracker<V>) -> T) -> T {
+        f(&self.lock().tracker)
+    }
+}
+
+/// Handles of the connected keys the tracker evicted.
+fn take_evictions<V: Verifier, H: Clone>(inner: &mut Inner<V, H>) -> Vec<H> {
+    let keys = inner.tracker.take_evictions();
+    keys.iter()
+        .filter_map(|k| inner.peers.get(k).map(|e| e.handle.clone()))
+        .collect()
+}
+
+macro_rules! permit {
+    ($name:ident, $field:ident, $doc:literal) => {
+        #[doc = $doc]
+        pub struct $name<V: Verifier, H> {
+            manager: Arc<Manager<V, H>>,
+        }
+
+        impl<V: Verifier, H> Drop for $name<V, H> {
+            fn drop(&mut self) {
+                let mut inner = self
+                    .manager
+                    .inner
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                inner.$field = inner.$field.saturating_sub(1);
+            }
+        }
+
+        impl<V: Verifier, H> std::fmt::Debug for $name<V, H> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+permit!(
+    HandshakePermit,
+    handshakes,
+    "One inbound handshake slot; dropping it frees the slot."
+);
+permit!(
+    InboundPermit,
+    inbound,
+    "One place under the inbound cap; dropping it frees the place."
+);
+permit!(
+    DialPermit,
+    dials,
+    "One outbound dial slot; dropping it frees the slot."
+);
+
+/// A per-address handshake rate limit (GCRA with a burst of one minute's quota), with a table
+/// bounded in size.
+#[derive(Debug)]
+struct AddressLimiter {
+    base: Instant,
+    /// Time between two handshakes at the sustained rate.
+    interval: Duration,
+    /// How far the theoretical arrival time may run ahead of now.
+    tolerance: Duration,
+    /// Per address: the theoretical arrival time, as an offset from `base`.
+    table: HashMap<IpAddr, Duration>,
+    max: usize,
+}
+
+impl AddressLimiter {
+    fn new(per_minute: NonZeroU32, max: usize, now: Instant) -> Self {
+        let interval = Duration::from_secs(60) / per_minute.get();
+        Self {
+            base: now,
+            interval,
+            tolerance: interval * (per_minute.get() - 1),
+            table: HashMap::new(),
+            max,
+        }
+    }
+
+    fn check(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refused> {
+        let now = now.saturating_duration_since(self.base);
+        if !self.table.contains_key(&ip) && self.table.len() >= self.max {
+            self.table.retain(|_, tat| *tat > now);
+            if self.table.len() >= self.max {
+                return Err(Refused::AddressTableFull);
+            }
+        }
+        let tat = self.table.get(&ip).copied().unwrap_or(now).max(now);
+        if tat - now > self.tolerance {
+            return Err(Refused::AddressRateLimited);
+        }
+        self.table.insert(ip, tat + self.interval);
+        Ok(())
+    }
+
+    /// Forgets addresses whose quota is full again (they behave exactly as unknown ones).
+    fn forget_idle(&mut self, now: Instant) {
+        let now = now.saturating_duration_since(self.base);
+        self.table.retain(|_, tat| *tat > now);
+        if self.table.capacity() > 4 * self.table.len().max(16) {
+            self.table.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_limiter_bursts_then_refills() {
+        let t0 = Instant::now();
+        let mut l = AddressLimiter::new(NonZeroU32::new(3).unwrap(), 2, t0);
+        let a: IpAddr = [127, 0, 0, 1].into();
+        for _ in 0..3 {
+            assert_eq!(l.check(a, t0), Ok(()));
+        }
+        assert_eq!(l.check(a, t0), Err(Refused::AddressRateLimited));
+        // One handshake per 20 s comes back.
+        assert_eq!(l.check(a, t0 + Duration::from_secs(20)), Ok(()));
+        assert_eq!(
+            l.check(a, t0 + Duration::from_secs(20)),
+            Err(Refused::AddressRateLimited)
+        );
+        // The table is bounded: a third address is refused while both entries are busy.
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let c: IpAddr = [127, 0, 0, 3].into();
+        assert_eq!(l.check(b, t0 + Duration::from_secs(20)), Ok(()));
+        assert_eq!(
+            l.check(c, t0 + Duration::from_secs(20)),
+            Err(Refused::AddressTableFull)
+        );
+        // Once idle, entries are forgotten and room comes back.
+        l.forget_idle(t0 + Duration::from_secs(600));
+        assert!(l.table.is_empty());
+        assert_eq!(l.check(c, t0 + Duration::from_secs(600)), Ok(()));
+    }
+}

@@ -1,0 +1,403 @@
+//! One established connection: the version step, the send order, routing, budgets, pauses.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use p2p_handshake::version::{self, MAX_CHANNELS, MAX_SOFTWARE_VERSION_LEN};
+use p2p_identity::Verifier;
+use p2p_mux::{Inbound, InboundPeer};
+use p2p_proto::message::Payload;
+use p2p_proto::{Peers, VersionInfo};
+use rand::Rng;
+
+use crate::Error;
+use crate::decode::{self, Kind, Limits};
+use crate::manager::{Admitted, Manager};
+
+/// Settings of every session of a node. None has to match across peers, but the budgets must
+/// leave room for what honest peers send (see `docs/protocol.md`, "Session rules").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// How long after the handshake the peer's version info may take.
+    pub version_timeout: Duration,
+    /// A connection that receives nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// The budget interval (the discovery ping interval).
+    pub budget_interval: Duration,
+    /// Most `BitVec` messages accepted per budget interval (an honest peer sends one per its
+    /// ping interval, plus one right after connecting).
+    pub max_bit_vecs: NonZeroU32,
+    /// Most `Peers` messages accepted per budget interval (an honest peer sends its record
+    /// once and answers each of our bit vectors at most once).
+    pub max_peers_messages: NonZeroU32,
+    /// Counts and lengths checked before decoding.
+    pub limits: Limits,
+}
+
+impl SessionConfig {
+    /// Settings derived from the discovery configuration: budgets of 4 bit vectors and 8 peers
+    /// messages per ping interval, record and bit-vector limits from discovery's.
+    pub fn new(
+        discovery: &p2p_discovery::Config,
+        version_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Self {
+        Self {
+            version_timeout,
+            idle_timeout,
+            budget_interval: discovery.ping_interval.max(Duration::from_millis(1)),
+            max_bit_vecs: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
+            max_peers_messages: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
+            limits: Limits {
+                max_records: discovery.max_records_per_message.get(),
+                max_channels: MAX_CHANNELS,
+                max_software_version: MAX_SOFTWARE_VERSION_LEN,
+                max_bit_vec_bytes: discovery.max_peer_set_size.get().div_ceil(8),
+            },
+        }
+    }
+}
+
+/// The two clocks a session reads: a monotonic instant for its timers and the Unix time in
+/// milliseconds for discovery's record timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time.
+    pub instant: Instant,
+    /// Milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+}
+
+/// What the driver does after [`Session::handle_frame`].
+#[derive(Debug)]
+#[must_use = "the driver must act on the event"]
+pub enum Event {
+    /// Go on: drain [`Session::poll_transmit`], respect [`Session::poll_read`], read on.
+    Continue,
+    /// The version info was accepted: admit the peer ([`Manager::admit`]) and hand the result
+    /// to [`Session::handle_admitted`] before the next frame.
+    Admit,
+    /// A delivered message waits for room in its channel's queue: wait for
+    /// [`Session::poll_deliver`] before the next frame.
+    WaitForRoom,
+    /// The frame was dropped without closing the connection (the error says why, for logs).
+    Ignored(p2p_discovery::Error),
+}
+
+/// The peer's version info, sanitized for logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerVersion {
+    /// Protocol major version.
+    pub major: u32,
+    /// Protocol minor version.
+    pub minor: u32,
+    /// The software version, with control and non-ASCII characters escaped.
+    pub software: String,
+    /// The channel ids the peer registered.
+    pub channels: Vec<u32>,
+}
+
+enum Phase<V> {
+    /// Waiting for the version info until the deadline.
+    Version { deadline: Instant },
+    /// Version accepted, waiting for [`Session::handle_admitted`].
+    Accepted,
+    /// Admitted: frames are routed.
+    Admitted { inbound: Box<InboundPeer<V>> },
+}
+
+/// Per-interval counters of discovery messages.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    window_start: Instant,
+    bit_vecs: u32,
+    peers: u32,
+}
+
+/// The session of one established connection (see the crate docs for the driver's order).
+pub struct Session<V: Verifier> {
+    peer: V,
+    dialed_by_me: bool,
+    config: SessionConfig,
+    ours: VersionInfo,
+    phase: Phase<V>,
+    last_received: Instant,
+    budget: Budget,
+    paused_until: Option<Instant>,
+    outbox: VecDeque<Bytes>,
+    version: Option<PeerVersion>,
+}
+
+impl<V: Verifier> std::fmt::Debug for Session<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.peer)
+            .field("dialed_by_me", &self.dialed_by_me)
+            .field("admitted", &matches!(self.phase, Phase::Admitted { .. }))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: Verifier> Session<V> {
+    /// A session with `peer` (authenticated by the handshake) that just completed at `now`.
+    /// Its first output ([`Session::poll_transmit`]) is our version info `ours`.
+    pub fn new(
+        peer: V,
+        dialed_by_me: bool,
+        ours: VersionInfo,
+        config: SessionConfig,
+        now: Instant,
+    ) -> Self {
+        let mut outbox = VecDeque::with_capacity(3);
+        outbox.push_back(decode::encode(&Payload::Version(ours.clone())));
+        Self {
+            peer,
+            dialed_by_me,
+            phase: Phase::Version {
+                deadline: now + config.version_timeout,
+            },
+            config,
+            ours,
+            last_received: now,
+            budget: Budget {
+                window_start: now,
+                bit_vecs: 0,
+                peers: 0,
+            },
+            paused_until: None,
+            outbox,
+            version: None,
+        }
+    }
+
+    /// The peer's key.
+    pub fn peer(&self) -> &V {
+        &self.peer
+    }
+
+    /// Whether we dialed the peer.
+    pub fn dialed_by_me(&self) -> bool {
+        self.dialed_by_me
+    }
+
+    /// The peer's version info, once accepted.
+    pub fn peer_version(&self) -> Option<&PeerVersion> {
+        self.version.as_ref()
+    }
+
+    /// Whether the peer is admitted (frames are routed to the mux and discovery).
+    pub fn is_admitted(&self) -> bool {
+        matches!(self.phase, Phase::Admitted { .. })
+    }
+
+    /// The next control frame plaintext to send, in order: our version info first; after
+    /// admission our record, then a bit vector; then gossip answers.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.outbox.pop_front()
+    }
+
+    /// When the driver must call [`Session::handle_timeout`] next: the version deadline until
+    /// the version arrives, then the idle deadline.
+    pub fn poll_timeout(&self) -> Instant {
+        let idle = self.last_received + self.config.idle_timeout;
+        match self.phase {
+            Phase::Version { deadline } => deadline.min(idle),
+            _ => idle,
+        }
+    }
+
+    /// The timer of [`Session::poll_timeout`] fired at `now`.
+    ///
+    /// Errors: [`Error::VersionTimeout`], [`Error::Idle`].
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        if let Phase::Version { deadline } = self.phase
+            && now >= deadline
+        {
+            return Err(Error::VersionTimeout);
+        }
+        if now >= self.last_received + self.config.idle_timeout {
+            return Err(Error::Idle);
+        }
+        Ok(())
+    }
+
+    /// Whether the driver may read from the socket at `now`: `None` if so, else the instant
+    /// before which it must not (the peer is over a channel's inbound quota). Frames already
+    /// read may still be handled.
+    pub fn poll_read(&mut self, now: Instant) -> Option<Instant> {
+        match self.paused_until {
+            Some(until) if until > now => Some(until),
+            _ => {
+                self.paused_until = None;
+                None
+            }
+        }
+    }
+
+    /// Bytes arrived from the socket at `now` (resets the idle timer even before a frame is
+    /// complete, so a large frame's transfer does not count as silence).
+    pub fn handle_bytes_received(&mut self, now: Instant) {
+        self.last_received = self.last_received.max(now);
+    }
+
+    /// Handles one opened frame plaintext received at `now`.
+    ///
+    /// Before admission only the version info is accepted: the first frame must be it (its kind
+    /// is read before anything is decoded), and it is checked against ours. After admission:
+    /// chunks go to the mux, bit vectors and records to discovery through `manager` within the
+    /// per-interval budgets, a second version info closes the connection.
+    ///
+    /// Errors: every [`Error`] but [`Error::VersionTimeout`] and [`Error::Idle`]; all close the
+    /// connection.
+    pub fn handle_frame<H: Clone, R: Rng + ?Sized>(
+        &mut self,
+        body: Bytes,
+        now: Now,
+        manager: &Manager<V, H>,
+        rng: &mut R,
+    ) -> Result<Event, Error> {
+        self.handle_bytes_received(now.instant);
+        match &mut self.phase {
+            Phase::Version { .. } => {
+                let (kind, _) = decode::peek(&body)?;
+                if kind != Kind::Version {
+                    return Err(Error::FirstFrameNotVersion(kind));
+                }
+                let (_, payload) = decode::decode(body, &self.config.limits)?;
+                let Payload::Version(theirs) = payload else {
+                    return Err(Error::FirstFrameNotVersion(kind));
+                };
+                version::check(&self.ours, &theirs)?;
+                self.version = Some(PeerVersion {
+                    major: theirs.protocol_major,
+                    minor: theirs.protocol_minor,
+                    software: theirs.software_version.escape_default().collect(),
+                    channels: theirs.channels,
+                });
+                self.phase = Phase::Accepted;
+                Ok(Event::Admit)
+            }
+            Phase::Accepted => Err(Error::NotAdmitted),
+            Phase::Admitted { inbound } => {
+                let (kind, payload) = decode::decode(body, &self.config.limits)?;
+                match payload {
+                    Payload::Version(_) => Err(Error::SecondVersion),
+                    Payload::Chunk(chunk) => {
+                        match inbound
+                            .handle_chunk(chunk, now.instant)
+                            .map_err(Error::Mux)?
+                        {
+                            Inbound::Incomplete | Inbound::Delivered => Ok(Event::Continue),
+                            Inbound::Throttled { until } => {
+                                self.pause(until);
+                                Ok(Event::Continue)
+                            }
+                            Inbound::Backpressured => Ok(Event::WaitForRoom),
+                        }
+                    }
+                    Payload::BitVec(bit_vec) => {
+                        self.spend(kind, now.instant)?;
+                        match manager.handle_bit_vec(&self.peer, &bit_vec, rng) {
+                            Ok(Some(answer)) => {
+                                self.outbox
+                                    .push_back(decode::encode(&Payload::Peers(answer)));
+                                Ok(Event::Continue)
+                            }
+                            Ok(None) => Ok(Event::Continue),
+                            Err(e) if e.is_fatal() => Err(Error::Discovery(e)),
+                            Err(e) => Ok(Event::Ignored(e)),
+                        }
+                    }
+                    Payload::Peers(peers) => {
+                        self.spend(kind, now.instant)?;
+                        check_distinct_keys(&peers)?;
+                        match manager.handle_peers(&self.peer, peers, now.unix_ms) {
+                            Ok(outcome) => Ok(outcome
+                                .dropped
+                                .into_iter()
+                                .next()
+                                .map_or(Event::Continue, Event::Ignored)),
+                            Err(e) if e.is_fatal() => Err(Error::Discovery(e)),
+                            Err(e) => Ok(Event::Ignored(e)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The manager admitted the peer (after [`Event::Admit`]): frames are routed from now on
+    /// to `inbound` (from the mux) and to discovery; our record and a bit vector are queued
+    /// after the version info.
+    pub fn handle_admitted<H>(&mut self, inbound: InboundPeer<V>, admitted: &Admitted<H>) {
+        self.phase = Phase::Admitted {
+            inbound: Box::new(inbound),
+        };
+        self.outbox.push_back(decode::encode(&Payload::Peers(Peers {
+            peers: vec![admitted.record.clone()],
+        })));
+        if let Some(bv) = &admitted.bit_vec {
+            self.outbox
+                .push_back(decode::encode(&Payload::BitVec(bv.clone())));
+        }
+    }
+
+    /// After [`Event::WaitForRoom`]: ready once the held message is in its channel's queue
+    /// (or dropped because the receiver is gone). Runtime-agnostic.
+    pub fn poll_deliver(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Phase::Admitted { inbound } = &mut self.phase else {
+            return Poll::Ready(());
+        };
+        match inbound.poll_deliver(cx) {
+            Poll::Ready(until) => {
+                if let Some(until) = until {
+                    self.pause(until);
+                }
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn pause(&mut self, until: Instant) {
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    /// Counts one discovery message of `kind` against its budget.
+    fn spend(&mut self, kind: Kind, now: Instant) -> Result<(), Error> {
+        let b = &mut self.budget;
+        if now.saturating_duration_since(b.window_start) >= self.config.budget_interval {
+            *b = Budget {
+                window_start: now,
+                bit_vecs: 0,
+                peers: 0,
+            };
+        }
+        let (count, max) = match kind {
+            Kind::BitVec => (&mut b.bit_vecs, self.config.max_bit_vecs.get()),
+            _ => (&mut b.peers, self.config.max_peers_messages.get()),
+        };
+        *count += 1;
+        if *count > max {
+            return Err(Error::DiscoveryFlood { kind, max });
+        }
+        Ok(())
+    }
+}
+
+/// At most one record per key per message (the count is bounded by the pre-decoding limit).
+fn check_distinct_keys(peers: &Peers) -> Result<(), Error> {
+    let mut keys: Vec<&[u8]> = peers
+        .peers
+        .iter()
+        .filter_map(|p| p.signature.as_ref().map(|s| &s.public_key[..]))
+        .collect();
+    keys.sort_unstable();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::DuplicateRecord);
+    }
+    Ok(())
+}
