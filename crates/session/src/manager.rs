@@ -369,21 +369,27 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         if free == 0 {
             return Vec::new();
         }
-        let planned = inner.tracker.poll_dials_at_most(now_ms, free);
-        let mut out = Vec::with_capacity(planned.len());
-        for (key, addr) in planned {
-            if inner.blocked.contains(&key) {
-                let _ = inner.tracker.handle_dial_failed(&key, now_ms, rng);
-                continue;
+        let mut out = Vec::new();
+        while out.len() < free {
+            let planned = inner.tracker.poll_dials_at_most(now_ms, free - out.len());
+            if planned.is_empty() {
+                break;
             }
-            inner.dials += 1;
-            out.push(Dial {
-                key,
-                addr,
-                permit: DialPermit {
-                    manager: Arc::clone(self),
-                },
-            });
+            for (key, addr) in planned {
+                if inner.blocked.contains(&key) {
+                    // Backed off by the failure, so it is not planned again at once.
+                    let _ = inner.tracker.handle_dial_failed(&key, now_ms, rng);
+                    continue;
+                }
+                inner.dials += 1;
+                out.push(Dial {
+                    key,
+                    addr,
+                    permit: DialPermit {
+                        manager: Arc::clone(self),
+                    },
+                });
+            }
         }
         out
     }

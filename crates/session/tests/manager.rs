@@ -1,0 +1,341 @@
+//! The manager's policy: admission, the pre-handshake order, the dial plan, pings, evictions.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use p2p_discovery::Tracker;
+use p2p_handshake::Refusal;
+use p2p_identity::{Signer, bls12381};
+use p2p_proto::Peers;
+use p2p_session::{Manager, Refused};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+#[test]
+fn pre_handshake_order_is_rate_limit_then_slot_then_cap() {
+    let node = node(4);
+    let ip: IpAddr = [127, 0, 0, 1].into();
+    let t = node.t0;
+    let a = node.manager.handle_accept(ip, t).unwrap();
+    let b = node.manager.handle_accept(ip, t).unwrap();
+    // Two handshake slots are taken: the third is refused for its slot, not its address.
+    assert_eq!(
+        node.manager
+            .handle_accept([127, 0, 0, 2].into(), t)
+            .unwrap_err(),
+        Refused::HandshakeSlotsFull
+    );
+    // The address's burst (3) is spent by a third attempt, refused first for its rate.
+    assert!(node.manager.handle_accept(ip, t).is_err());
+    assert_eq!(
+        node.manager.handle_accept(ip, t).unwrap_err(),
+        Refused::AddressRateLimited
+    );
+    // Handshakes end; the connections stay and count against the inbound cap (4).
+    drop((a.0, b.0));
+    let c = node
+        .manager
+        .handle_accept([127, 0, 0, 2].into(), t)
+        .unwrap();
+    drop(c.0);
+    let d = node
+        .manager
+        .handle_accept([127, 0, 0, 3].into(), t)
+        .unwrap();
+    drop(d.0);
+    assert_eq!(
+        node.manager
+            .handle_accept([127, 0, 0, 4].into(), t)
+            .unwrap_err(),
+        Refused::InboundCap
+    );
+    drop(c.1);
+    assert!(node.manager.handle_accept([127, 0, 0, 4].into(), t).is_ok());
+    let _keep = (a.1, b.1, d.1);
+}
+
+#[test]
+fn authorizer_refuses_blocked_connected_and_unknown_keys() {
+    let mut node = node(4);
+    let stranger = K::insecure_from_seed(99).public_key();
+    assert_eq!(
+        node.manager.authorize(&stranger),
+        Err(Refusal::NotAuthorized)
+    );
+    assert!(node.manager.authorize(&node.key(1)).is_ok());
+    node.manager.block(node.key(2));
+    assert_eq!(node.manager.authorize(&node.key(2)), Err(Refusal::Blocked));
+    let _s = node.admitted(1, 1);
+    assert_eq!(
+        node.manager.authorize(&node.key(1)),
+        Err(Refusal::AlreadyConnected)
+    );
+}
+
+#[test]
+fn admission_refuses_and_reports_refused_dials() {
+    let mut node = node(4);
+    let stranger = K::insecure_from_seed(99).public_key();
+    assert_eq!(
+        node.manager
+            .admit(&stranger, false, 1, UNIX0, &mut node.rng)
+            .unwrap_err(),
+        Refused::NotAuthorized
+    );
+    assert_eq!(
+        node.manager
+            .admit(&node.key(0), false, 1, UNIX0, &mut node.rng)
+            .unwrap_err(),
+        Refused::SelfConnection
+    );
+    node.manager.block(node.key(3));
+    assert_eq!(
+        node.manager
+            .admit(&node.key(3), true, 1, UNIX0, &mut node.rng)
+            .unwrap_err(),
+        Refused::Blocked
+    );
+    assert!(node.manager.connected().is_empty());
+}
+
+#[test]
+fn simultaneous_dials_keep_the_connection_dialed_by_the_smaller_key() {
+    let mut node = node(4);
+    let me = node.key(0);
+    let peer = node.key(1);
+    let first = node
+        .manager
+        .admit(&peer, true, 10, UNIX0, &mut node.rng)
+        .unwrap();
+    let second = node.manager.admit(&peer, false, 11, UNIX0, &mut node.rng);
+    // The connection dialed by the smaller key survives, on both sides alike.
+    if me < peer {
+        assert_eq!(second.unwrap_err(), Refused::Duplicate);
+    } else {
+        let second = second.unwrap();
+        assert_eq!(second.replaced, Some(10));
+        assert!(!node.manager.release(&peer, first.id, UNIX0, &mut node.rng));
+        assert_eq!(node.manager.connected(), vec![peer.clone()]);
+    }
+    // Same direction twice: the live one stays.
+    let third = node
+        .manager
+        .admit(&peer, me >= peer, 12, UNIX0, &mut node.rng);
+    assert_eq!(third.unwrap_err(), Refused::Duplicate);
+}
+
+/// A thousand rotations interleaved with admissions and releases: an admitted key is always
+/// authorized or its handle was handed back for closing by the rotation that removed it.
+#[test]
+fn rotations_never_leave_an_unauthorized_key_connected() {
+    let mut node = node(8);
+    let all: Vec<P> = (0..8).map(|i| node.key(i)).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    // handle -> (key, connection id)
+    let mut live: Vec<(u32, P, u64)> = Vec::new();
+    let mut to_close: HashSet<u32> = HashSet::new();
+    let mut next_handle = 0u32;
+    let mut index = 0u64;
+    for step in 0..1000 {
+        match rng.random_range(0..4) {
+            0 => {
+                // Rotate to a random subset of the keys (always including ourselves).
+                index += 1;
+                let set: Vec<P> = std::iter::once(all[0].clone())
+                    .chain(all[1..].iter().filter(|_| rng.random_bool(0.5)).cloned())
+                    .collect();
+                for h in node.manager.handle_peer_set(index, set).unwrap() {
+                    to_close.insert(h);
+                }
+            }
+            1 | 2 => {
+                let i = rng.random_range(1..8);
+                next_handle += 1;
+                if let Ok(a) = node.manager.admit(
+                    &all[i],
+                    rng.random_bool(0.5),
+                    next_handle,
+                    UNIX0,
+                    &mut node.rng,
+                ) {
+                    if let Some(old) = a.replaced {
+                        to_close.insert(old);
+                    }
+                    live.push((next_handle, all[i].clone(), a.id));
+                }
+            }
+            _ => {
+                // The driver closes what it was asked to close, and now and then another one.
+                let random = (!live.is_empty() && rng.random_bool(0.3))
+                    .then(|| live[rng.random_range(0..live.len())].0);
+                live.retain(|(h, key, id)| {
+                    let ends = to_close.remove(h) || Some(*h) == random;
+                    if ends {
+                        node.manager.release(key, *id, UNIX0, &mut node.rng);
+                    }
+                    !ends
+                });
+            }
+        }
+        for key in node.manager.unauthorized_connected() {
+            let pending = live
+                .iter()
+                .any(|(h, k, _)| *k == key && to_close.contains(h));
+            assert!(
+                pending,
+                "step {step}: {key} connected, unauthorized, not being closed"
+            );
+        }
+    }
+    // Once every close is carried out, nothing unauthorized is left.
+    for (h, key, id) in &live {
+        if to_close.contains(h) {
+            node.manager.release(key, *id, UNIX0, &mut node.rng);
+        }
+    }
+    assert!(node.manager.unauthorized_connected().is_empty());
+}
+
+#[test]
+fn dials_are_planned_within_their_own_slots_and_blocked_keys_are_skipped() {
+    let node = node(6);
+    // Learn addresses of keys 1..6.
+    for i in 1..6 {
+        let r = p2p_discovery::sign_record(
+            &node.keys[i],
+            NAMESPACE,
+            ([127, 0, 0, 1], 9000 + i as u16).into(),
+            UNIX0,
+        );
+        node.manager
+            .handle_peers(&node.key(1), Peers { peers: vec![r] }, UNIX0)
+            .unwrap();
+    }
+    node.manager.block(node.key(1));
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    // Inbound slots are all taken: dials have their own.
+    let _a = node
+        .manager
+        .handle_accept([127, 0, 0, 9].into(), node.t0)
+        .unwrap();
+    let _b = node
+        .manager
+        .handle_accept([127, 0, 0, 8].into(), node.t0)
+        .unwrap();
+    let first = node.manager.poll_dials(UNIX0, &mut rng);
+    assert_eq!(first.len(), 2, "max_dials is 2");
+    assert!(
+        first.iter().all(|d| d.key != node.key(1)),
+        "blocked key dialed"
+    );
+    assert!(
+        node.manager.poll_dials(UNIX0, &mut rng).is_empty(),
+        "no free slot"
+    );
+    let mut first = first.into_iter();
+    let done = first.next().unwrap();
+    let _still_dialing = first.next().unwrap();
+    node.manager.handle_dial_failed(&done.key, UNIX0, &mut rng);
+    drop(done);
+    assert_eq!(
+        node.manager.poll_dials(UNIX0, &mut rng).len(),
+        1,
+        "one slot came free"
+    );
+}
+
+#[test]
+fn pings_go_to_admitted_peers_once_per_interval_and_rotations_evict() {
+    let mut node = node(4);
+    let _s1 = node.admitted(1, 1);
+    let _s2 = node.admitted(2, 2);
+    let t = node.t0;
+    let hk = node.manager.poll_housekeeping(UNIX0, t, &mut node.rng);
+    let (_, mut to) = hk.ping.expect("the first ping is due");
+    to.sort();
+    let mut expected = vec![node.key(1), node.key(2)];
+    expected.sort();
+    assert_eq!(to, expected);
+    assert!(
+        node.manager
+            .poll_housekeeping(UNIX0 + 10, t, &mut node.rng)
+            .ping
+            .is_none()
+    );
+    let interval = node.discovery.ping_interval.as_millis() as u64;
+    assert!(
+        node.manager
+            .poll_housekeeping(UNIX0 + interval, t, &mut node.rng)
+            .ping
+            .is_some()
+    );
+    // Key 2 leaves every tracked set: its handle comes back to be closed.
+    let keep: Vec<P> = vec![node.key(0), node.key(1), node.key(3)];
+    let evicted = node.manager.handle_peer_set(1, keep.clone()).unwrap();
+    assert!(evicted.is_empty(), "set 0 is still tracked");
+    node.manager.handle_peer_set(2, keep.clone()).unwrap();
+    let evicted = node.manager.handle_peer_set(3, keep).unwrap();
+    assert_eq!(evicted, vec![2]);
+}
+
+/// Records are verified outside the lock every connection shares: while one thread verifies a
+/// burst of BLS records, another takes the lock without waiting for the verifications.
+#[test]
+fn record_signatures_are_verified_outside_the_shared_lock() {
+    type B = bls12381::PrivateKey;
+    let keys: Vec<B> = (0..65).map(B::insecure_from_seed).collect();
+    let discovery = p2p_discovery::Config::local(NAMESPACE.to_vec());
+    let tracker = Tracker::with_signer(
+        discovery,
+        &keys[0],
+        "127.0.0.1:7000".parse().unwrap(),
+        UNIX0,
+        vec![],
+    )
+    .unwrap();
+    let manager: Arc<Manager<bls12381::PublicKey, u32>> =
+        Arc::new(Manager::new(manager_config(), tracker, Instant::now()));
+    manager
+        .handle_peer_set(0, keys.iter().map(Signer::public_key).collect())
+        .unwrap();
+    // 64 records, one per key: 64 BLS verifications in one message.
+    let records: Vec<_> = keys[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            p2p_discovery::sign_record(
+                k,
+                NAMESPACE,
+                ([127, 0, 0, 1], 9000 + i as u16).into(),
+                UNIX0,
+            )
+        })
+        .collect();
+    let from = keys[1].public_key();
+    let m2 = Arc::clone(&manager);
+    let worker = std::thread::spawn(move || {
+        let start = Instant::now();
+        let outcome = m2
+            .handle_peers(&from, Peers { peers: records }, UNIX0)
+            .unwrap();
+        (outcome.accepted, start.elapsed())
+    });
+    let mut worst = Duration::ZERO;
+    while !worker.is_finished() {
+        let t = Instant::now();
+        let _ = manager.connected();
+        worst = worst.max(t.elapsed());
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let (accepted, total) = worker.join().unwrap();
+    assert_eq!(accepted, 64);
+    assert!(
+        worst * 4 < total,
+        "the lock was held for {worst:?} of the {total:?} the verifications took"
+    );
+}

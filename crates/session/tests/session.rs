@@ -1,0 +1,365 @@
+//! The session's rules, one by one, on simulated time (no sockets).
+
+mod common;
+
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use p2p_mux::{Priority, Recipients};
+use p2p_proto::message::Payload;
+use p2p_proto::{BitVec, Chunk, Peer, Peers};
+use p2p_session::decode::{DecodeError, Kind, decode, encode};
+use p2p_session::{Error, Event};
+
+fn bit_vec(n: usize) -> Bytes {
+    encode(&Payload::BitVec(BitVec {
+        index: 0,
+        bits: Bytes::from(vec![0u8; n.div_ceil(8)]),
+    }))
+}
+
+fn record(key: &K, port: u16, ts: u64) -> Peer {
+    p2p_discovery::sign_record(key, NAMESPACE, ([127, 0, 0, 1], port).into(), ts)
+}
+
+fn peers(records: Vec<Peer>) -> Bytes {
+    encode(&Payload::Peers(Peers { peers: records }))
+}
+
+fn chunk(content: &'static [u8]) -> Bytes {
+    encode(&Payload::Chunk(Chunk {
+        channel: 1,
+        part: 0,
+        total_parts: 1,
+        content: Bytes::from_static(content),
+    }))
+}
+
+#[test]
+fn first_frame_must_be_the_version_info_and_is_classified_before_decoding() {
+    let mut node = node(4);
+    for body in [bit_vec(4), chunk(b"x"), peers(vec![])] {
+        let mut s = node.session(1);
+        let err = node.frame(&mut s, body, 0).unwrap_err();
+        assert!(matches!(err, Error::FirstFrameNotVersion(_)), "{err}");
+        assert_eq!(err.label(), "first_frame_not_version");
+    }
+    // A frame of 100,000 empty records is refused for its kind, never counted or decoded.
+    let flood = Bytes::from([0x0a, 0x00].repeat(100_000));
+    let body = {
+        let mut b = vec![0x1a];
+        let mut len = flood.len() as u64;
+        while len >= 0x80 {
+            b.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        b.push(len as u8);
+        b.extend_from_slice(&flood);
+        Bytes::from(b)
+    };
+    let mut s = node.session(1);
+    assert!(matches!(
+        node.frame(&mut s, body, 0),
+        Err(Error::FirstFrameNotVersion(Kind::Peers))
+    ));
+}
+
+#[test]
+fn the_peer_is_not_admitted_anywhere_before_its_version_passes() {
+    let mut node = node(4);
+    let peer = node.key(1);
+    // Wrong namespace: refused by the session; nothing knows the peer.
+    let mut s = node.session(1);
+    let err = node
+        .frame(&mut s, encode(&Payload::Version(version(b"other"))), 0)
+        .unwrap_err();
+    assert_eq!(err.label(), "network_mismatch");
+    assert!(node.manager.connected().is_empty());
+    assert!(!node.mux.is_connected(&peer));
+    assert!(!node.manager.with_tracker(|t| t.is_connected(&peer)));
+    // Another major version.
+    let mut s = node.session(1);
+    let mut v = version(NAMESPACE);
+    v.protocol_major = 2;
+    let err = node
+        .frame(&mut s, encode(&Payload::Version(v)), 0)
+        .unwrap_err();
+    assert_eq!(err.label(), "incompatible_version");
+    // Accepted: the session asks for admission, and a frame before it is local misuse.
+    let mut s = node.session(1);
+    let ev = node
+        .frame(&mut s, encode(&Payload::Version(version(NAMESPACE))), 0)
+        .unwrap();
+    assert!(matches!(ev, Event::Admit));
+    assert!(
+        node.manager.connected().is_empty(),
+        "admission is the driver's next step"
+    );
+    assert!(matches!(
+        node.frame(&mut s, bit_vec(4), 1),
+        Err(Error::NotAdmitted)
+    ));
+}
+
+#[test]
+fn the_version_step_has_its_own_deadline() {
+    let node = node(4);
+    let mut s = node.session(1);
+    let deadline = s.poll_timeout();
+    assert_eq!(deadline, node.t0 + Duration::from_secs(2));
+    assert!(
+        s.handle_timeout(node.t0 + Duration::from_millis(1999))
+            .is_ok()
+    );
+    // Bytes arriving (a slow frame) do not extend the version deadline.
+    s.handle_bytes_received(node.t0 + Duration::from_millis(1500));
+    assert_eq!(s.poll_timeout(), deadline);
+    assert!(matches!(
+        s.handle_timeout(deadline),
+        Err(Error::VersionTimeout)
+    ));
+}
+
+#[test]
+fn software_version_is_escaped_for_logs() {
+    let mut node = node(4);
+    let mut s = node.session(1);
+    let mut v = version(NAMESPACE);
+    v.software_version = "evil\n\u{1b}[31m".into();
+    let _ = node.frame(&mut s, encode(&Payload::Version(v)), 0).unwrap();
+    let software = &s.peer_version().unwrap().software;
+    assert!(!software.contains('\n') && !software.contains('\u{1b}'));
+    assert_eq!(software, "evil\\n\\u{1b}[31m");
+}
+
+#[test]
+fn send_order_is_version_then_record_then_bit_vector() {
+    let mut node = node(4);
+    let mut s = node.session(1);
+    let first = s.poll_transmit().unwrap();
+    assert!(matches!(
+        decode(first, &node.config().limits).unwrap().0,
+        Kind::Version
+    ));
+    assert!(
+        s.poll_transmit().is_none(),
+        "nothing else before the peer is admitted"
+    );
+    let _ = node
+        .frame(&mut s, encode(&Payload::Version(version(NAMESPACE))), 0)
+        .unwrap();
+    let admitted = node
+        .manager
+        .admit(&node.key(1), false, 1, UNIX0, &mut node.rng)
+        .unwrap();
+    let handles = node.mux.peer_connected(node.key(1)).unwrap();
+    s.handle_admitted(handles.inbound, &admitted);
+    let kinds: Vec<Kind> = std::iter::from_fn(|| s.poll_transmit())
+        .map(|b| decode(b, &node.config().limits).unwrap().0)
+        .collect();
+    assert_eq!(kinds, vec![Kind::Peers, Kind::BitVec]);
+}
+
+#[test]
+fn a_second_version_info_closes() {
+    let mut node = node(4);
+    let mut s = node.admitted(1, 1);
+    let err = node
+        .frame(&mut s, encode(&Payload::Version(version(NAMESPACE))), 1)
+        .unwrap_err();
+    assert_eq!(err.label(), "second_version");
+}
+
+#[test]
+fn bit_vector_flood_closes_at_the_budget_and_each_answer_is_bounded() {
+    let mut node = node(40);
+    // We know 40 addresses (our own and 39 signed records), the flooder claims to know none.
+    for i in 1..40 {
+        let r = record(&node.keys[i], 8000 + i as u16, UNIX0);
+        node.manager
+            .handle_peers(&node.key(1), Peers { peers: vec![r] }, UNIX0)
+            .unwrap();
+    }
+    let mut s = node.admitted(1, 1);
+    let budget = node.config().max_bit_vecs.get();
+    for i in 0..budget {
+        let ev = node.frame(&mut s, bit_vec(40), 10 + u64::from(i)).unwrap();
+        assert!(matches!(ev, Event::Continue));
+        let answer = s.poll_transmit().expect("a gossip answer");
+        let (_, payload) = decode(answer, &node.config().limits).unwrap();
+        let Payload::Peers(p) = payload else {
+            panic!("not peers")
+        };
+        assert!(p.peers.len() <= node.discovery.max_gossip_records.get());
+    }
+    let err = node.frame(&mut s, bit_vec(40), 20).unwrap_err();
+    assert_eq!(err.label(), "bit_vec_flood");
+    // A new window restores the budget (an honest peer pings once per interval).
+    let mut s = node.admitted(2, 2);
+    let interval = node.discovery.ping_interval.as_millis() as u64;
+    for w in 0..10 {
+        let ev = node.frame(&mut s, bit_vec(40), w * interval).unwrap();
+        assert!(matches!(ev, Event::Continue));
+        while s.poll_transmit().is_some() {}
+    }
+}
+
+#[test]
+fn peers_flood_and_duplicate_keys_close() {
+    let mut node = node(4);
+    let mut s = node.admitted(1, 1);
+    let budget = node.config().max_peers_messages.get();
+    for i in 0..budget {
+        // The peer's own record, newer each time: one verification per message.
+        let r = record(&node.keys[1], 9000, UNIX0 + 1 + u64::from(i));
+        let ev = node.frame(&mut s, peers(vec![r]), u64::from(i)).unwrap();
+        assert!(matches!(ev, Event::Continue));
+    }
+    let r = record(&node.keys[1], 9000, UNIX0 + 100);
+    let err = node.frame(&mut s, peers(vec![r]), 30).unwrap_err();
+    assert_eq!(err.label(), "peers_flood");
+
+    let mut s = node.admitted(2, 2);
+    let twice = vec![
+        record(&node.keys[2], 9000, UNIX0 + 1),
+        record(&node.keys[2], 9001, UNIX0 + 2),
+    ];
+    let err = node.frame(&mut s, peers(twice), 0).unwrap_err();
+    assert_eq!(err.label(), "duplicate_record");
+}
+
+#[test]
+fn discovery_errors_are_fatal_or_ignored_as_discovery_says() {
+    let mut node = node(4);
+    let mut s = node.admitted(1, 1);
+    // Unknown index: not fatal.
+    let unknown = encode(&Payload::BitVec(BitVec {
+        index: 9,
+        bits: Bytes::from_static(&[0]),
+    }));
+    assert!(matches!(
+        node.frame(&mut s, unknown, 0),
+        Ok(Event::Ignored(_))
+    ));
+    // A record from the future: dropped, connection kept.
+    let future = record(&node.keys[2], 9000, UNIX0 + 3_600_000);
+    assert!(matches!(
+        node.frame(&mut s, peers(vec![future]), 1),
+        Ok(Event::Ignored(_))
+    ));
+    // A bad signature: fatal.
+    let mut forged = record(&node.keys[2], 9000, UNIX0 + 5);
+    forged.timestamp += 1;
+    let err = node.frame(&mut s, peers(vec![forged]), 2).unwrap_err();
+    assert_eq!(err.label(), "discovery");
+    // Wrong bit-vector length: fatal.
+    let mut s = node.admitted(2, 2);
+    let err = node.frame(&mut s, bit_vec(64), 0).unwrap_err();
+    assert_eq!(err.label(), "discovery");
+}
+
+#[test]
+fn over_quota_pauses_reading_and_a_full_queue_waits_for_room() {
+    let mut node = node(4);
+    let mut s = node.admitted(1, 1);
+    let mut cx = Context::from_waker(Waker::noop());
+    // Backlog 2: the third message waits for room.
+    for i in 0..2 {
+        assert!(matches!(
+            node.frame(&mut s, chunk(b"m"), i),
+            Ok(Event::Continue)
+        ));
+    }
+    assert!(matches!(
+        node.frame(&mut s, chunk(b"m"), 2),
+        Ok(Event::WaitForRoom)
+    ));
+    assert_eq!(s.poll_deliver(&mut cx), Poll::Pending);
+    assert!(node.rx.try_recv().is_some());
+    assert_eq!(s.poll_deliver(&mut cx), Poll::Ready(()));
+    while node.rx.try_recv().is_some() {}
+    // Quota 10/s with a burst of 10: past it the reader pauses until a cell is free.
+    let mut paused = None;
+    for i in 0..12 {
+        let _ = node.frame(&mut s, chunk(b"q"), 3).unwrap();
+        while node.rx.try_recv().is_some() {}
+        if let Some(until) = s.poll_read(node.at(3).instant) {
+            paused = Some((i, until));
+            break;
+        }
+    }
+    let (_, until) = paused.expect("reading pauses once over quota");
+    assert!(until > node.at(3).instant);
+    assert_eq!(s.poll_read(until), None, "reading resumes at the instant");
+    // Far over the quota (4x): the connection closes.
+    let err = (0..64)
+        .find_map(|_| {
+            let r = node.frame(&mut s, chunk(b"z"), 3);
+            while node.rx.try_recv().is_some() {}
+            r.err()
+        })
+        .expect("a gross violation closes");
+    assert_eq!(err.label(), "rate_limit_exceeded");
+}
+
+#[test]
+fn idle_timeout_counts_from_the_last_bytes() {
+    let mut node = node(4);
+    let mut s = node.admitted(1, 1);
+    let _ = node.frame(&mut s, bit_vec(4), 1000).unwrap();
+    assert_eq!(s.poll_timeout(), node.at(6000).instant);
+    s.handle_bytes_received(node.at(4000).instant);
+    assert!(s.handle_timeout(node.at(8999).instant).is_ok());
+    assert!(matches!(
+        s.handle_timeout(node.at(9000).instant),
+        Err(Error::Idle)
+    ));
+}
+
+#[test]
+fn unknown_channels_and_malformed_frames_close_with_their_labels() {
+    let mut node = node(4);
+    let mut s = node.admitted(1, 1);
+    let other = encode(&Payload::Chunk(Chunk {
+        channel: 7,
+        part: 0,
+        total_parts: 1,
+        content: Bytes::from_static(b"x"),
+    }));
+    assert_eq!(
+        node.frame(&mut s, other, 0).unwrap_err().label(),
+        "unknown_channel"
+    );
+    let mut s = node.admitted(2, 2);
+    let err = node
+        .frame(&mut s, Bytes::from_static(&[0x0a, 0x05, 0x01]), 0)
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode(DecodeError::Malformed(_))));
+    assert_eq!(err.label(), "malformed");
+}
+
+#[test]
+fn application_sends_reach_the_admitted_peer_only() {
+    let mut node = node(4);
+    let report = node
+        .tx
+        .send(
+            Recipients::One(node.key(1)),
+            Bytes::from_static(b"early"),
+            Priority::High,
+        )
+        .unwrap();
+    assert!(report.queued.is_empty(), "not admitted: not a recipient");
+    let _s = node.admitted(1, 1);
+    let report = node
+        .tx
+        .send(
+            Recipients::One(node.key(1)),
+            Bytes::from_static(b"now"),
+            Priority::High,
+        )
+        .unwrap();
+    assert_eq!(report.queued, vec![node.key(1)]);
+}
