@@ -64,3 +64,4 @@ pub use p2p_framing as framing;
 pub use p2p_handshake as handshake;
 pub use p2p_identity as identity;
 pub use p2p_mux as mux;
+pub use p2p_session as session;

@@ -298,12 +298,19 @@ impl<S: Signer> ReadSide<S> {
                     instant: Instant::now(),
                     unix_ms: now_ms(),
                 };
-                let event = self.session.handle_frame(
-                    body.freeze(),
-                    now,
-                    &shared.manager,
-                    &mut rand::rng(),
-                )?;
+                let body = body.freeze();
+                let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+                    == tokio::runtime::RuntimeFlavor::MultiThread;
+                let event = if multi_thread && self.session.is_costly(&body) {
+                    // Signature checks: let the runtime move other tasks off this worker.
+                    let session = &mut self.session;
+                    tokio::task::block_in_place(|| {
+                        session.handle_frame(body, now, &shared.manager, &mut rand::rng())
+                    })
+                } else {
+                    self.session
+                        .handle_frame(body, now, &shared.manager, &mut rand::rng())
+                }?;
                 match event {
                     Event::Admit => return Ok(()),
                     Event::Continue => {}
@@ -320,7 +327,7 @@ impl<S: Signer> ReadSide<S> {
                     self.flush_transmit();
                 }
                 handled += 1;
-                if handled % FRAMES_PER_YIELD == 0 {
+                if handled.is_multiple_of(FRAMES_PER_YIELD) {
                     tokio::task::yield_now().await;
                 }
             }

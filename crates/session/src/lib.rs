@@ -72,8 +72,8 @@ use p2p_proto::{BitVec, Peer, Peers, Signature, VersionInfo};
 
 pub use error::{Error, Refused};
 pub use manager::{
-    Admitted, Dial, DialPermit, HandshakePermit, Housekeeping, InboundPermit, Manager,
-    ManagerConfig,
+    Admitted, Dial, DialPermit, HandshakePermit, Housekeeping, InboundPermit, InboundPermits,
+    Manager, ManagerConfig,
 };
 pub use session::{Event, Now, PeerVersion, Session, SessionConfig};
 

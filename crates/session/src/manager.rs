@@ -70,6 +70,9 @@ pub struct Housekeeping<V, H> {
     pub stats: Vec<SetStats>,
 }
 
+/// What [`Manager::handle_accept`] grants: a handshake slot and a place under the inbound cap.
+pub type InboundPermits<V, H> = (HandshakePermit<V, H>, InboundPermit<V, H>);
+
 /// One admitted connection.
 #[derive(Debug)]
 struct Entry<H> {
@@ -162,7 +165,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         self: &Arc<Self>,
         ip: IpAddr,
         now: Instant,
-    ) -> Result<(HandshakePermit<V, H>, InboundPermit<V, H>), Refused> {
+    ) -> Result<InboundPermits<V, H>, Refused> {
         let mut inner = self.lock();
         inner.limiter.check(ip, now)?;
         if inner.handshakes >= self.config.max_inbound_handshakes.get() {

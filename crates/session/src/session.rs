@@ -329,6 +329,13 @@ impl<V: Verifier> Session<V> {
         }
     }
 
+    /// Whether handling `body` may take long enough to block a thread (an admitted peer's
+    /// `Peers` message: up to one signature verification per record). A driver on an async
+    /// runtime hands such frames to a thread that may block; the rules are the same.
+    pub fn is_costly(&self, body: &[u8]) -> bool {
+        self.is_admitted() && matches!(decode::peek(body), Ok((Kind::Peers, _)))
+    }
+
     /// The manager admitted the peer (after [`Event::Admit`]): frames are routed from now on
     /// to `inbound` (from the mux) and to discovery; our record and a bit vector are queued
     /// after the version info.
