@@ -53,8 +53,9 @@ pub struct Config<S: Signer> {
     /// How long after the handshake the peer's version info may take (the version step);
     /// the peer is not admitted before it passes.
     pub version_timeout: Duration,
-    /// A write to a peer's socket that makes no progress for this long closes the connection
-    /// (a peer that does not read cannot hold its writer, socket and queues).
+    /// A batch write to a peer's socket (at most `write_batch_bytes` plus one frame) that does
+    /// not complete within this long closes the connection (a peer that does not read cannot
+    /// hold its writer, socket and queues).
     pub write_timeout: Duration,
     /// Inbound connections (handshaking or established) at once.
     pub max_inbound_connections: NonZeroUsize,

@@ -189,6 +189,7 @@ pub(crate) async fn run_connection<S: Signer>(
         Ok(h) => h,
         Err(e) => {
             warn!(parent: &span, error = %e, "mux refused the peer");
+            shared.count(Family::Handshakes, direction, "mux_refused");
             shared
                 .manager
                 .release(&peer, admitted.id, now_ms(), &mut rand::rng());
