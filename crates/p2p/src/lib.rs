@@ -34,8 +34,10 @@
 //! # Design
 //!
 //! This crate is the thin facade: it connects the layer crates to tokio sockets, tasks and
-//! timers and registers metrics, and holds no protocol logic (no parsing, crypto or scheduling
-//! policy). Per connection there is one reader task and one writer task; the writer drains the
+//! timers and registers metrics, and holds no protocol logic (no parsing, crypto, scheduling or
+//! admission policy). What happens between the layers (the version step, routing, discovery
+//! budgets, pauses, admission, the dial plan, pings, evictions) is decided by [`session`]
+//! (`p2p-session`), which has no I/O and is tested and fuzzed on its own. Per connection there is one reader task and one writer task; the writer drains the
 //! mux scheduler into a buffer, sealing each frame in place, and writes several frames per
 //! syscall. See `docs/architecture.md` and `docs/usage.md`.
 //!
