@@ -301,15 +301,28 @@ where
     /// Adds a connected peer and returns its scheduler and inbound handle. Closes the channel
     /// registry. Fails with [`MuxError::AlreadyConnected`] if the peer is connected.
     pub fn peer_connected(&self, peer: P) -> Result<PeerHandles<P>, MuxError> {
+        self.peer_connected_with(peer, Vec::new())
+    }
+
+    /// Like [`Mux::peer_connected`], with `opening` control frames already queued when the peer
+    /// becomes visible to senders: they go out first, before any message or later control
+    /// frame (they count against no backlog).
+    pub fn peer_connected_with(
+        &self,
+        peer: P,
+        opening: Vec<bytes::Bytes>,
+    ) -> Result<PeerHandles<P>, MuxError> {
         let table = Arc::clone(
             self.table
                 .get_or_init(|| Arc::new(Table::new(self.channels.clone()))),
         );
+        let mut queues = PeerQueues::new(table.channels.len(), self.config.control_backlog.get());
+        if !opening.is_empty() {
+            queues.control.extend(opening);
+            queues.notified = true;
+        }
         let slot = Arc::new(PeerSlot {
-            queues: std::sync::Mutex::new(PeerQueues::new(
-                table.channels.len(),
-                self.config.control_backlog.get(),
-            )),
+            queues: std::sync::Mutex::new(queues),
         });
         match write(&self.shared.peers).entry(peer.clone()) {
             Entry::Occupied(_) => return Err(MuxError::AlreadyConnected),

@@ -185,19 +185,23 @@ pub(crate) async fn run_connection<S: Signer>(
         // out now so this one can register (its release then finds a newer id and skips it).
         ctx.mux.peer_disconnected(&peer);
     }
-    let handles = match ctx.mux.peer_connected(peer.clone()) {
-        Ok(h) => h,
-        Err(e) => {
+    let mut scheduler = None;
+    let registered = side.session.handle_admitted(&admitted, |opening| {
+        ctx.mux.peer_connected_with(peer.clone(), opening).map(|h| {
+            scheduler = Some(h.scheduler);
+            h.inbound
+        })
+    });
+    let Some(scheduler) = scheduler.filter(|_| registered.is_ok()) else {
+        if let Err(e) = registered {
             warn!(parent: &span, error = %e, "mux refused the peer");
-            shared.count(Family::Handshakes, direction, "mux_refused");
-            shared
-                .manager
-                .release(&peer, admitted.id, now_ms(), &mut rand::rng());
-            return;
         }
+        shared.count(Family::Handshakes, direction, "mux_refused");
+        shared
+            .manager
+            .release(&peer, admitted.id, now_ms(), &mut rand::rng());
+        return;
     };
-    side.session.handle_admitted(handles.inbound, &admitted);
-    side.flush_transmit();
     shared.count(Family::Handshakes, direction, "ok");
     let gauge = shared
         .metrics
@@ -212,8 +216,7 @@ pub(crate) async fn run_connection<S: Signer>(
     let write_ctx = Arc::clone(&ctx);
     let spawned = shared.spawn(
         async move {
-            let result =
-                write_loop(write_ctx, handles.scheduler, writer, send_cipher, close_rx).await;
+            let result = write_loop(write_ctx, scheduler, writer, send_cipher, close_rx).await;
             // Either task's end closes the other.
             close(&writer_handle);
             let _ = done_tx.send(result);

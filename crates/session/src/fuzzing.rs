@@ -186,10 +186,13 @@ pub fn session_ops(data: &[u8]) {
                 let Ok(admitted) = manager.admit(&peer, false, 1, now.unix_ms, &mut rng) else {
                     return;
                 };
-                let Ok(handles) = mux.peer_connected(peer.clone()) else {
+                let registered = session.handle_admitted(&admitted, |opening| {
+                    mux.peer_connected_with(peer.clone(), opening)
+                        .map(|h| h.inbound)
+                });
+                if registered.is_err() {
                     return;
-                };
-                session.handle_admitted(handles.inbound, &admitted);
+                }
             }
             Ok(Event::WaitForRoom) => waiting = true,
             Ok(Event::Continue | Event::Ignored(_)) => {}

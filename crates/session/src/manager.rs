@@ -15,8 +15,8 @@ use p2p_proto::message::Payload;
 use p2p_proto::{BitVec, Peer, Peers};
 use rand::Rng;
 
-use crate::Refused;
-use crate::decode::encode;
+use crate::decode::{Kind, encode};
+use crate::{Error, Refused, SessionConfig};
 
 /// Limits of the [`Manager`]. None has to match across peers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +92,16 @@ struct Inner<V: Verifier, H> {
     handshakes: usize,
     dials: usize,
     limiter: AddressLimiter,
+    /// Discovery budgets per key (not per connection, so reconnecting does not refill them).
+    budgets: HashMap<V, Budget>,
+}
+
+/// Discovery messages counted in the current window of one key.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    window_end: Instant,
+    bit_vecs: u32,
+    peers: u32,
 }
 
 /// The set of connections of one node and the policy that governs them (see the crate docs).
@@ -126,6 +136,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
                 handshakes: 0,
                 dials: 0,
                 limiter: AddressLimiter::new(per_minute, max_ips, now),
+                budgets: HashMap::new(),
             }),
         }
     }
@@ -418,6 +429,8 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         let evict = take_evictions(&mut inner);
         let stats = inner.tracker.stats();
         inner.limiter.forget_idle(now);
+        // An expired window counts like no window at all.
+        inner.budgets.retain(|_, b| b.window_end > now);
         Housekeeping { ping, evict, stats }
     }
 
@@ -477,6 +490,39 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
             Some(e) => Err(e),
             None => Ok(outcome),
         }
+    }
+
+    /// Counts one discovery message of `kind` (`BitVec` or `Peers`) from the admitted `peer`
+    /// at `now` against the peer's budget for the current window (`config.budget_interval`
+    /// long). The budget belongs to the key, so reconnecting does not refill it.
+    ///
+    /// Errors: [`Error::DiscoveryFlood`] past the budget (close the connection).
+    pub fn spend_discovery(
+        &self,
+        peer: &V,
+        kind: Kind,
+        now: Instant,
+        config: &SessionConfig,
+    ) -> Result<(), Error> {
+        let mut inner = self.lock();
+        let fresh = Budget {
+            window_end: now + config.budget_interval,
+            bit_vecs: 0,
+            peers: 0,
+        };
+        let b = inner.budgets.entry(peer.clone()).or_insert(fresh);
+        if b.window_end <= now {
+            *b = fresh;
+        }
+        let (count, max) = match kind {
+            Kind::BitVec => (&mut b.bit_vecs, config.max_bit_vecs.get()),
+            _ => (&mut b.peers, config.max_peers_messages.get()),
+        };
+        *count = count.saturating_add(1);
+        if *count > max {
+            return Err(Error::DiscoveryFlood { kind, max });
+        }
+        Ok(())
     }
 
     /// Reads the tracker (for metrics, tests and tools).

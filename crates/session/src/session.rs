@@ -109,14 +109,6 @@ enum Phase<V> {
     Admitted { inbound: Box<InboundPeer<V>> },
 }
 
-/// Per-interval counters of discovery messages.
-#[derive(Clone, Copy, Debug)]
-struct Budget {
-    window_start: Instant,
-    bit_vecs: u32,
-    peers: u32,
-}
-
 /// The session of one established connection (see the crate docs for the driver's order).
 pub struct Session<V: Verifier> {
     peer: V,
@@ -125,7 +117,6 @@ pub struct Session<V: Verifier> {
     ours: VersionInfo,
     phase: Phase<V>,
     last_received: Instant,
-    budget: Budget,
     paused_until: Option<Instant>,
     outbox: VecDeque<Bytes>,
     version: Option<PeerVersion>,
@@ -162,11 +153,6 @@ impl<V: Verifier> Session<V> {
             config,
             ours,
             last_received: now,
-            budget: Budget {
-                window_start: now,
-                bit_vecs: 0,
-                peers: 0,
-            },
             paused_until: None,
             outbox,
             version: None,
@@ -193,8 +179,9 @@ impl<V: Verifier> Session<V> {
         matches!(self.phase, Phase::Admitted { .. })
     }
 
-    /// The next control frame plaintext to send, in order: our version info first; after
-    /// admission our record, then a bit vector; then gossip answers.
+    /// The next control frame plaintext to send: our version info first (before admission);
+    /// after admission, gossip answers (our record and bit vector go out with the registration,
+    /// see [`Session::handle_admitted`]).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.outbox.pop_front()
     }
@@ -299,7 +286,7 @@ impl<V: Verifier> Session<V> {
                         }
                     }
                     Payload::BitVec(bit_vec) => {
-                        self.spend(kind, now.instant)?;
+                        manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
                         match manager.handle_bit_vec(&self.peer, &bit_vec, rng) {
                             Ok(Some(answer)) => {
                                 self.outbox
@@ -312,7 +299,7 @@ impl<V: Verifier> Session<V> {
                         }
                     }
                     Payload::Peers(peers) => {
-                        self.spend(kind, now.instant)?;
+                        manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
                         check_distinct_keys(&peers)?;
                         match manager.handle_peers(&self.peer, peers, now.unix_ms) {
                             Ok(outcome) => Ok(outcome
@@ -336,20 +323,27 @@ impl<V: Verifier> Session<V> {
         self.is_admitted() && matches!(decode::peek(body), Ok((Kind::Peers, _)))
     }
 
-    /// The manager admitted the peer (after [`Event::Admit`]): frames are routed from now on
-    /// to `inbound` (from the mux) and to discovery; our record and a bit vector are queued
-    /// after the version info.
-    pub fn handle_admitted<H>(&mut self, inbound: InboundPeer<V>, admitted: &Admitted<H>) {
-        self.phase = Phase::Admitted {
-            inbound: Box::new(inbound),
-        };
-        self.outbox.push_back(decode::encode(&Payload::Peers(Peers {
+    /// The manager admitted the peer (after [`Event::Admit`]): builds the opening control
+    /// frames (our record, then a bit vector) and hands them to `register`, which registers the
+    /// peer with the mux with those frames already queued (so no ping or message can precede
+    /// them) and returns its inbound half. Frames are routed from then on.
+    pub fn handle_admitted<H, E>(
+        &mut self,
+        admitted: &Admitted<H>,
+        register: impl FnOnce(Vec<Bytes>) -> Result<InboundPeer<V>, E>,
+    ) -> Result<(), E> {
+        let mut opening = Vec::with_capacity(2);
+        opening.push(decode::encode(&Payload::Peers(Peers {
             peers: vec![admitted.record.clone()],
         })));
         if let Some(bv) = &admitted.bit_vec {
-            self.outbox
-                .push_back(decode::encode(&Payload::BitVec(bv.clone())));
+            opening.push(decode::encode(&Payload::BitVec(bv.clone())));
         }
+        let inbound = register(opening)?;
+        self.phase = Phase::Admitted {
+            inbound: Box::new(inbound),
+        };
+        Ok(())
     }
 
     /// After [`Event::WaitForRoom`]: ready once the held message is in its channel's queue
@@ -371,27 +365,6 @@ impl<V: Verifier> Session<V> {
 
     fn pause(&mut self, until: Instant) {
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
-    }
-
-    /// Counts one discovery message of `kind` against its budget.
-    fn spend(&mut self, kind: Kind, now: Instant) -> Result<(), Error> {
-        let b = &mut self.budget;
-        if now.saturating_duration_since(b.window_start) >= self.config.budget_interval {
-            *b = Budget {
-                window_start: now,
-                bit_vecs: 0,
-                peers: 0,
-            };
-        }
-        let (count, max) = match kind {
-            Kind::BitVec => (&mut b.bit_vecs, self.config.max_bit_vecs.get()),
-            _ => (&mut b.peers, self.config.max_peers_messages.get()),
-        };
-        *count += 1;
-        if *count > max {
-            return Err(Error::DiscoveryFlood { kind, max });
-        }
-        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
+use p2p_identity::Signer;
 use p2p_mux::{Priority, Recipients};
 use p2p_proto::message::Payload;
 use p2p_proto::{BitVec, Chunk, Peer, Peers};
@@ -154,12 +155,54 @@ fn send_order_is_version_then_record_then_bit_vector() {
         .manager
         .admit(&node.key(1), false, 1, UNIX0, &mut node.rng)
         .unwrap();
-    let handles = node.mux.peer_connected(node.key(1)).unwrap();
-    s.handle_admitted(handles.inbound, &admitted);
-    let kinds: Vec<Kind> = std::iter::from_fn(|| s.poll_transmit())
-        .map(|b| decode(b, &node.config().limits).unwrap().0)
-        .collect();
-    assert_eq!(kinds, vec![Kind::Peers, Kind::BitVec]);
+    let mut scheduler = None;
+    let mux = &node.mux;
+    s.handle_admitted(&admitted, |opening| {
+        mux.peer_connected_with(node.keys[1].public_key(), opening)
+            .map(|h| {
+                scheduler = Some(h.scheduler);
+                h.inbound
+            })
+    })
+    .unwrap();
+    let mut scheduler = scheduler.unwrap();
+    // An application message sent at once still goes out after the opening frames.
+    node.tx
+        .send(
+            Recipients::One(node.key(1)),
+            Bytes::from_static(b"app"),
+            Priority::High,
+        )
+        .unwrap();
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let mut out = bytes::BytesMut::new();
+        let _ = scheduler.poll_frame(node.at(0).instant, &mut out);
+        kinds.push(decode(out.freeze(), &node.config().limits).unwrap().0);
+    }
+    assert_eq!(kinds, vec![Kind::Peers, Kind::BitVec, Kind::Chunk]);
+}
+
+#[test]
+fn budgets_belong_to_the_key_and_survive_reconnects() {
+    let mut node = node(4);
+    let mut s = node.admitted(1, 1);
+    for i in 0..node.config().max_bit_vecs.get() {
+        let _ = node.frame(&mut s, bit_vec(4), u64::from(i)).unwrap();
+    }
+    // The flooder reconnects within the same window: no fresh budget. (Connection ids count
+    // admissions: this node's first is 1.)
+    assert!(node.manager.release(&node.key(1), 1, UNIX0, &mut node.rng));
+    node.mux.peer_disconnected(&node.key(1));
+    let mut again = node.admitted(1, 2);
+    let err = node.frame(&mut again, bit_vec(4), 10).unwrap_err();
+    assert_eq!(err.label(), "bit_vec_flood");
+    // The next window is fresh.
+    let interval = node.discovery.ping_interval.as_millis() as u64;
+    node.manager.release(&node.key(1), 2, UNIX0, &mut node.rng);
+    node.mux.peer_disconnected(&node.key(1));
+    let mut later = node.admitted(1, 3);
+    assert!(node.frame(&mut later, bit_vec(4), 10 + interval).is_ok());
 }
 
 #[test]

@@ -147,9 +147,17 @@ impl Node {
             .manager
             .admit(&self.key(i), false, handle, UNIX0, &mut self.rng)
             .unwrap();
-        let handles = self.mux.peer_connected(self.key(i)).unwrap();
-        s.handle_admitted(handles.inbound, &admitted);
-        self.schedulers.push(handles.scheduler);
+        let mut scheduler = None;
+        let mux = &self.mux;
+        s.handle_admitted(&admitted, |opening| {
+            mux.peer_connected_with(self.keys[i].public_key(), opening)
+                .map(|h| {
+                    scheduler = Some(h.scheduler);
+                    h.inbound
+                })
+        })
+        .unwrap();
+        self.schedulers.extend(scheduler);
         while s.poll_transmit().is_some() {}
         s
     }
