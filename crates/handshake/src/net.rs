@@ -29,6 +29,9 @@ pub enum Error {
     /// The handshake did not finish before [`Config::deadline`].
     #[error("handshake deadline passed")]
     Timeout,
+    /// The dialer's first message did not arrive before [`Config::first_message_deadline`].
+    #[error("no first handshake message within its deadline")]
+    FirstMessageTimeout,
     /// The peer closed the connection.
     #[error("connection closed by peer")]
     Closed,
@@ -79,6 +82,7 @@ impl Error {
         match self {
             Self::Handshake(h) => h.label(),
             Self::Timeout => "handshake_timeout",
+            Self::FirstMessageTimeout => "first_message_timeout",
             Self::Closed => "closed",
             Self::Frame(_) => "oversized_frame",
             Self::Cipher(_) => "cipher",
@@ -219,7 +223,12 @@ where
     A: FnOnce(&S::PublicKey) -> Result<(), Refusal>,
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let hello = read_frame(&mut stream, &mut buf, MAX_MESSAGE_LEN as u32).await?;
+    let hello = ::tokio::time::timeout(
+        cfg.first_message_deadline,
+        read_frame(&mut stream, &mut buf, MAX_MESSAGE_LEN as u32),
+    )
+    .await
+    .map_err(|_| Error::FirstMessageTimeout)??;
     let (state, answer) =
         Dialee::handle_hello(cfg, signer, &hello, now_ms(), &mut rand::rng(), authorize)?;
     write_frame(&mut stream, &answer).await?;

@@ -182,6 +182,30 @@ async fn silent_peer_is_dropped_at_the_deadline() {
     .await;
 }
 
+#[tokio::test]
+async fn a_silent_connection_gives_its_slot_back_at_the_first_message_deadline() {
+    bounded(async {
+        let e = Ed::insecure_from_seed(2);
+        let mut c = cfg();
+        c.deadline = Duration::from_secs(5);
+        c.first_message_deadline = Duration::from_millis(100);
+        let (l, addr) = listener().await;
+        let _silent = TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = l.accept().await.unwrap();
+        let started = tokio::time::Instant::now();
+        let r = accept(stream, &e, |_| Ok(()), &c).await;
+        assert!(matches!(r, Err(Error::FirstMessageTimeout)), "{r:?}");
+        assert_eq!(r.err().map(|e| e.label()), Some("first_message_timeout"));
+        // Well before the whole handshake's deadline.
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    })
+    .await;
+}
+
 /// Sends raw bytes to an acceptor and returns its result.
 async fn accept_raw(bytes: Vec<u8>, then_close: bool) -> Result<Conn<Ed>, Error> {
     let e = Ed::insecure_from_seed(2);

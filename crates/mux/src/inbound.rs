@@ -3,6 +3,7 @@
 use std::{
     collections::VecDeque,
     fmt,
+    hash::Hash,
     num::NonZeroU32,
     sync::{Arc, Mutex},
     task::{Context, Poll, Waker},
@@ -16,7 +17,7 @@ use crate::{
     MuxError,
     framing::{Reassembler, compress},
     limit::{Limiter, scaled},
-    state::{Channel, Table, lock},
+    state::{Channel, Parked, Shared, Table, lock},
 };
 
 /// What [`InboundPeer::handle_chunk`] did with a chunk.
@@ -111,7 +112,7 @@ impl<P> Inbox<P> {
 }
 
 /// The inbound state of one connected peer, owned by that peer's reader task.
-pub struct InboundPeer<P> {
+pub struct InboundPeer<P: Clone + Eq + Hash> {
     peer: P,
     table: Arc<Table<P>>,
     reassembler: Reassembler,
@@ -122,9 +123,14 @@ pub struct InboundPeer<P> {
     pending: Option<(Arc<Channel<P>>, Bytes)>,
     /// Throttle deadline to report once the pending message is delivered.
     resume_at: Option<Instant>,
+    /// Where the limiters are parked when this handle is dropped.
+    shared: Arc<Shared<P>>,
+    /// The latest `now` handed to [`InboundPeer::handle_chunk`].
+    last_now: Option<Instant>,
+    max_plaintext: u32,
 }
 
-impl<P: fmt::Debug> fmt::Debug for InboundPeer<P> {
+impl<P: Clone + Eq + Hash + fmt::Debug> fmt::Debug for InboundPeer<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InboundPeer")
             .field("peer", &self.peer)
@@ -133,22 +139,32 @@ impl<P: fmt::Debug> fmt::Debug for InboundPeer<P> {
     }
 }
 
-impl<P: Clone> InboundPeer<P> {
+impl<P: Clone + Eq + Hash> InboundPeer<P> {
     pub(crate) fn new(
         peer: P,
         table: Arc<Table<P>>,
         max_plaintext: u32,
         gross_factor: NonZeroU32,
+        shared: Arc<Shared<P>>,
     ) -> Self {
         let n = table.channels.len();
+        // A peer that reconnects finds its quotas as it left them.
+        let limiters = lock(&shared.parked)
+            .remove(&peer)
+            .map(|p| p.limiters)
+            .filter(|l| l.len() == n)
+            .unwrap_or_else(|| (0..n).map(|_| None).collect());
         Self {
             peer,
             table,
             reassembler: Reassembler::new(max_plaintext),
-            limiters: (0..n).map(|_| None).collect(),
+            limiters,
             gross_factor,
             pending: None,
             resume_at: None,
+            shared,
+            last_now: None,
+            max_plaintext,
         }
     }
 
@@ -194,8 +210,14 @@ impl<P: Clone> InboundPeer<P> {
                     }
                 })?
             }
+            // A single-part message is a slice of the frame it arrived in, which is a slice of
+            // the connection's read buffer: keeping a small one would keep that whole buffer.
+            None if message.len() <= copy_below(self.max_plaintext) => {
+                Bytes::copy_from_slice(&message)
+            }
             None => message,
         };
+        self.last_now = Some(self.last_now.map_or(now, |t| t.max(now)));
         let (quota, gross) = self.limiters[channel.index].get_or_insert_with(|| {
             (
                 Limiter::new(channel.quota, now),
@@ -259,6 +281,42 @@ impl<P: Clone> InboundPeer<P> {
     /// Whether a message is held for lack of room in its receiver queue.
     pub fn is_backpressured(&self) -> bool {
         self.pending.is_some()
+    }
+}
+
+/// Messages up to this many bytes are copied out of their frame (an eighth of the frame, at
+/// least 4 KiB): the copy costs less than the buffer it would otherwise pin.
+fn copy_below(max_plaintext: u32) -> usize {
+    (max_plaintext as usize / 8).max(4096)
+}
+
+impl<P: Clone + Eq + Hash> Drop for InboundPeer<P> {
+    fn drop(&mut self) {
+        let Some(now) = self.last_now else {
+            return;
+        };
+        let limiters = std::mem::take(&mut self.limiters);
+        if limiters.iter().all(Option::is_none) {
+            return;
+        }
+        // Full again after one burst's worth of replenish intervals (the gross limiter has
+        // `factor` times the burst at `factor` times the rate: the same time).
+        let refill = self
+            .table
+            .channels
+            .iter()
+            .map(|c| c.quota.replenish_interval() * c.quota.burst_size().get())
+            .max()
+            .unwrap_or_default();
+        let mut parked = lock(&self.shared.parked);
+        parked.retain(|_, p| p.until > now);
+        parked.insert(
+            self.peer.clone(),
+            Parked {
+                limiters,
+                until: now + refill,
+            },
+        );
     }
 }
 

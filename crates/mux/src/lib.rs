@@ -216,6 +216,7 @@ where
             metrics: Metrics::default(),
             shared: Arc::new(Shared {
                 peers: RwLock::new(Default::default()),
+                parked: std::sync::Mutex::new(Default::default()),
             }),
             channels: Vec::new(),
             table: OnceLock::new(),
@@ -343,6 +344,7 @@ where
                 table,
                 self.config.max_frame_plaintext,
                 self.config.gross_violation_factor,
+                Arc::clone(&self.shared),
             ),
         })
     }

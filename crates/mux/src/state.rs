@@ -6,10 +6,12 @@ use std::{
     task::Waker,
 };
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use governor::Quota;
 
-use crate::{inbound::Inbox, metrics::ChannelCounters};
+use crate::{inbound::Inbox, limit::Limiter, metrics::ChannelCounters};
 
 /// Locks a mutex, ignoring poisoning: every critical section in this crate leaves its data
 /// consistent before anything that could panic, so a poisoned lock holds valid data.
@@ -64,6 +66,19 @@ impl<P> Table<P> {
 #[derive(Debug)]
 pub(crate) struct Shared<P> {
     pub(crate) peers: RwLock<HashMap<P, Arc<PeerSlot>>>,
+    /// Inbound limiters of peers that disconnected recently, by key, so that reconnecting does
+    /// not refill a quota (see [`Parked`]).
+    pub(crate) parked: Mutex<HashMap<P, Parked>>,
+}
+
+/// The inbound limiters of a disconnected peer, kept until they have fully refilled (after
+/// which fresh ones are equivalent).
+#[derive(Debug)]
+pub(crate) struct Parked {
+    /// Per channel index, as in `InboundPeer`.
+    pub(crate) limiters: Vec<Option<(Limiter, Limiter)>>,
+    /// When the limiters are full again.
+    pub(crate) until: Instant,
 }
 
 /// The outbound queues of one connected peer, shared between the senders (producers) and the

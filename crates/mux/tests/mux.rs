@@ -708,3 +708,85 @@ fn handles_can_move_to_other_threads() {
         .unwrap();
     assert_eq!(messages(&drain(&mut h.scheduler, Instant::now())), vec![3]);
 }
+
+#[test]
+fn reconnecting_does_not_refill_the_inbound_quota() {
+    let mut mux = Mux::<u8>::new(config());
+    let (_tx, mut rx) = mux.register(1, per_second(10), 1000, 1000, None).unwrap();
+    let t0 = Instant::now();
+    let mut h = mux.peer_connected(1).unwrap();
+    for _ in 0..10 {
+        assert_eq!(
+            h.inbound.handle_chunk(single(1, msg(1, 5)), t0).unwrap(),
+            Inbound::Delivered
+        );
+    }
+    drop(h);
+    mux.peer_disconnected(&1);
+    // The same key, a new connection, the same instant: still over quota.
+    let mut again = mux.peer_connected(1).unwrap();
+    assert_eq!(
+        again
+            .inbound
+            .handle_chunk(single(1, msg(1, 5)), t0)
+            .unwrap(),
+        Inbound::Throttled {
+            until: t0 + Duration::from_millis(100)
+        }
+    );
+    // Another key is unaffected, and once refilled the key starts fresh.
+    let mut other = mux.peer_connected(2).unwrap();
+    assert_eq!(
+        other
+            .inbound
+            .handle_chunk(single(1, msg(2, 5)), t0)
+            .unwrap(),
+        Inbound::Delivered
+    );
+    drop(again);
+    mux.peer_disconnected(&1);
+    let later = t0 + Duration::from_secs(2);
+    let mut fresh = mux.peer_connected(1).unwrap();
+    for _ in 0..10 {
+        assert_eq!(
+            fresh
+                .inbound
+                .handle_chunk(single(1, msg(1, 5)), later)
+                .unwrap(),
+            Inbound::Delivered
+        );
+    }
+    while rx.try_recv().is_some() {}
+}
+
+#[test]
+fn a_small_message_does_not_keep_its_frame_buffer_alive() {
+    let mut mux = Mux::<u8>::new(MuxConfig {
+        max_frame_plaintext: 64 * 1024,
+        ..config()
+    });
+    let (_tx, mut rx) = mux.register(1, fast(), 1 << 20, 16, None).unwrap();
+    let mut h = mux.peer_connected(1).unwrap();
+    // The frame's buffer: 64 KiB, of which the message is 1 byte.
+    let buffer = Bytes::from(vec![9u8; 64 * 1024]);
+    let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
+    let tiny = buffer.slice(100..101);
+    let _ = h
+        .inbound
+        .handle_chunk(single(1, tiny), Instant::now())
+        .unwrap();
+    let (_, got) = rx.try_recv().unwrap();
+    assert_eq!(&got[..], &[9]);
+    assert!(
+        !range.contains(&(got.as_ptr() as usize)),
+        "the delivered message still points into its 64 KiB frame buffer"
+    );
+    // A large message stays a slice (no copy on the hot path for bulk data).
+    let big = buffer.slice(0..40 * 1024);
+    let _ = h
+        .inbound
+        .handle_chunk(single(1, big), Instant::now())
+        .unwrap();
+    let (_, got) = rx.try_recv().unwrap();
+    assert!(range.contains(&(got.as_ptr() as usize)));
+}

@@ -100,7 +100,7 @@ pub struct PeerVersion {
     pub channels: Vec<u32>,
 }
 
-enum Phase<V> {
+enum Phase<V: Verifier> {
     /// Waiting for the version info until the deadline.
     Version { deadline: Instant },
     /// Version accepted, waiting for [`Session::handle_admitted`].
