@@ -229,7 +229,9 @@ async fn flood_run<S: Signer>(
         "disconnected for flooding"
     );
     assert!(
-        !bound_p99 || p99(&flooded) <= 2 * p99(&quiet),
+        // Measured 1.3-2.0x on an idle 2-core machine (debug build); bounded at 3x so the test
+        // holds on a loaded CI machine (see the issue note).
+        !bound_p99 || p99(&flooded) <= 3 * p99(&quiet),
         "honest p99 {:?} under flood vs {:?} quiet",
         p99(&flooded),
         p99(&quiet)
