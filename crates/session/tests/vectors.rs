@@ -806,6 +806,31 @@ fn vectors_match() {
             stored, text,
             "{scheme} connection vectors differ from the code's output"
         );
+        // The connection continues the handshake of the handshake crate's vectors.
+        let handshake = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../handshake/tests/vectors")
+                .join(format!("{scheme}.txt")),
+        )
+        .expect("handshake vectors are checked in");
+        let value = |text: &str, key: &str| -> String {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(" = ").map(str::to_owned))
+                .unwrap_or_else(|| panic!("{key} in the {scheme} vectors"))
+        };
+        for key in [
+            "hello_body",
+            "answer_body",
+            "dialer_public_key",
+            "dialee_public_key",
+        ] {
+            assert_eq!(value(&text, key), value(&handshake, key), "{scheme} {key}");
+        }
+        assert_eq!(
+            value(&text, "confirmation_frame (dialer sequence 0)"),
+            value(&handshake, "confirmation_frame"),
+            "{scheme} confirmation"
+        );
     }
 }
 
