@@ -160,7 +160,9 @@ pub struct MuxConfig {
 }
 
 impl MuxConfig {
-    /// Defaults for production: 64 KiB frames, 32 control frames, disconnect at 4x the quota.
+    /// Defaults for the mux on its own: 64 KiB frames, 32 control frames, disconnect at 4x the
+    /// quota. The `p2p` facade's presets replace `max_frame_plaintext` with the handshake's
+    /// `max_frame_len` minus the tag (1 MiB - 16), which is what goes on the wire.
     pub const fn recommended() -> Self {
         Self {
             max_frame_plaintext: 64 * 1024 - 16,

@@ -58,7 +58,8 @@ pub enum Error {
 
 impl Error {
     /// A short, stable label for metrics and logs: one meaning per label (see
-    /// `docs/protocol.md`, "Session rules").
+    /// `docs/protocol.md`, "Reason labels"). `discovery` and `mux` are left for errors that
+    /// no peer input produces today (a future fatal discovery error; local misuse of the mux).
     pub fn label(&self) -> &'static str {
         match self {
             Self::FirstFrameNotVersion(_) => "first_frame_not_version",
@@ -76,7 +77,18 @@ impl Error {
                 DecodeError::BitVecTooLong { .. } => "bit_vec_too_long",
                 _ => "malformed",
             },
-            Self::Discovery(_) => "discovery",
+            Self::Discovery(d) => match d {
+                p2p_discovery::Error::WrongBitLength { .. }
+                | p2p_discovery::Error::NonzeroPadding { .. } => "invalid_bit_vec",
+                p2p_discovery::Error::UnauthorizedSender => "unauthorized_sender",
+                p2p_discovery::Error::TooManyRecords { .. } => "too_many_records",
+                p2p_discovery::Error::MissingSignature
+                | p2p_discovery::Error::MalformedKey(_)
+                | p2p_discovery::Error::MalformedSocket(_)
+                | p2p_discovery::Error::MalformedSignature(_) => "invalid_record",
+                p2p_discovery::Error::BadSignature => "bad_record_signature",
+                _ => "discovery",
+            },
             Self::DuplicateRecord => "duplicate_record",
             Self::DiscoveryFlood { kind, .. } => match kind {
                 Kind::BitVec => "bit_vec_flood",
@@ -85,6 +97,8 @@ impl Error {
             Self::Mux(m) => match m {
                 p2p_mux::MuxError::RateLimitExceeded { .. } => "rate_limit_exceeded",
                 p2p_mux::MuxError::UnknownChannel { .. } => "unknown_channel",
+                p2p_mux::MuxError::Reassembly(_) => "reassembly_failed",
+                p2p_mux::MuxError::Decompress { .. } => "decompression_failed",
                 _ => "mux",
             },
             Self::Idle => "idle_timeout",

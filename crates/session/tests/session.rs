@@ -296,11 +296,53 @@ fn discovery_errors_are_fatal_or_ignored_as_discovery_says() {
     let mut forged = record(&node.keys[2], 9000, UNIX0 + 5);
     forged.timestamp += 1;
     let err = node.frame(&mut s, peers(vec![forged]), 2).unwrap_err();
-    assert_eq!(err.label(), "discovery");
+    assert_eq!(err.label(), "bad_record_signature");
     // Wrong bit-vector length: fatal.
     let mut s = node.admitted(2, 2);
     let err = node.frame(&mut s, bit_vec(64), 0).unwrap_err();
-    assert_eq!(err.label(), "discovery");
+    assert_eq!(err.label(), "invalid_bit_vec");
+    // Nonzero padding (a set of 4 keys uses the low 4 bits of one byte): fatal, same label.
+    let mut s = node.admitted(3, 3);
+    let padded = encode(&Payload::BitVec(BitVec {
+        index: 0,
+        bits: Bytes::from_static(&[0x10]),
+    }));
+    let err = node.frame(&mut s, padded, 0).unwrap_err();
+    assert_eq!(err.label(), "invalid_bit_vec");
+}
+
+#[test]
+fn fatal_discovery_and_mux_errors_have_one_label_each() {
+    use p2p_discovery::Error as D;
+    use p2p_framing::chunk::ReassemblyError;
+    use p2p_framing::compress::CompressError;
+    let label = |e: D| Error::Discovery(e).label();
+    assert_eq!(label(D::UnauthorizedSender), "unauthorized_sender");
+    assert_eq!(
+        label(D::TooManyRecords { got: 65, max: 64 }),
+        "too_many_records"
+    );
+    assert_eq!(label(D::MissingSignature), "invalid_record");
+    assert_eq!(
+        label(D::MalformedSocket(p2p_discovery::SocketError::Empty)),
+        "invalid_record"
+    );
+    assert_eq!(label(D::BadSignature), "bad_record_signature");
+    let mux = |e: p2p_mux::MuxError| Error::Mux(e).label();
+    assert_eq!(
+        mux(p2p_mux::MuxError::Reassembly(
+            ReassemblyError::ZeroTotalParts
+        )),
+        "reassembly_failed"
+    );
+    assert_eq!(
+        mux(p2p_mux::MuxError::Decompress {
+            channel: 1,
+            source: CompressError::Malformed,
+        }),
+        "decompression_failed"
+    );
+    assert_eq!(mux(p2p_mux::MuxError::DeliveryPending), "mux");
 }
 
 #[test]
