@@ -140,6 +140,7 @@ fn session_labels() -> Vec<&'static str> {
     // (`crates/p2p/src/{peer,network}.rs`), which this crate cannot construct.
     labels.extend([
         "handshake_timeout",
+        "first_message_timeout",
         "closed",
         "oversized_frame",
         "cipher",
