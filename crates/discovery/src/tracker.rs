@@ -606,16 +606,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         peers: Peers,
         now_ms: u64,
     ) -> Result<PeersOutcome, Error> {
-        if !self.is_authorized(from) {
-            return Err(Error::UnauthorizedSender);
-        }
-        let max = self.config.max_records_per_message.get();
-        if peers.peers.len() > max {
-            return Err(Error::TooManyRecords {
-                got: peers.peers.len(),
-                max,
-            });
-        }
+        self.check_peers_message(from, &peers)?;
         let mut outcome = PeersOutcome::default();
         for peer in peers.peers {
             match self.apply_record(peer, now_ms) {
@@ -637,16 +628,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// others. Errors: as [`Tracker::handle_peers`], except signature errors (found by
     /// [`RecordCandidate::verify`]); on a fatal error nothing of the message applies.
     pub fn plan_peers(&self, from: &V, peers: Peers, now_ms: u64) -> Result<PeersPlan<V>, Error> {
-        if !self.is_authorized(from) {
-            return Err(Error::UnauthorizedSender);
-        }
-        let max = self.config.max_records_per_message.get();
-        if peers.peers.len() > max {
-            return Err(Error::TooManyRecords {
-                got: peers.peers.len(),
-                max,
-            });
-        }
+        self.check_peers_message(from, &peers)?;
         let mut plan = PeersPlan {
             candidates: Vec::new(),
             ignored: 0,
@@ -680,6 +662,22 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         }
         self.store_record(u, record);
         true
+    }
+
+    /// The checks of a whole `Peers` message, before any record: an authorized sender, at most
+    /// `max_records_per_message` records.
+    fn check_peers_message(&self, from: &V, peers: &Peers) -> Result<(), Error> {
+        if !self.is_authorized(from) {
+            return Err(Error::UnauthorizedSender);
+        }
+        let max = self.config.max_records_per_message.get();
+        if peers.peers.len() > max {
+            return Err(Error::TooManyRecords {
+                got: peers.peers.len(),
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// Every check of one record but the signature. `Ok(None)` when it is to be ignored.

@@ -3,7 +3,6 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::*;
 use p2p_proto::VersionInfo;
 use p2p_proto::message::Payload;
@@ -13,20 +12,6 @@ use std::alloc::System;
 
 #[global_allocator]
 static GLOBAL: &PeakMemAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-/// A `Message { peers: Peers { n empty Peer entries } }`: 2 bytes per entry on the wire.
-fn empty_records(n: usize) -> Bytes {
-    let inner = [0x0a, 0x00].repeat(n);
-    let mut out = vec![0x1a];
-    let mut len = inner.len() as u64;
-    while len >= 0x80 {
-        out.push((len as u8) | 0x80);
-        len >>= 7;
-    }
-    out.push(len as u8);
-    out.extend_from_slice(&inner);
-    Bytes::from(out)
-}
 
 /// Peak bytes allocated while `f` runs, above what was allocated before.
 fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {

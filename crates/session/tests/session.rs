@@ -48,18 +48,7 @@ fn first_frame_must_be_the_version_info_and_is_classified_before_decoding() {
         assert_eq!(err.label(), "first_frame_not_version");
     }
     // A frame of 100,000 empty records is refused for its kind, never counted or decoded.
-    let flood = Bytes::from([0x0a, 0x00].repeat(100_000));
-    let body = {
-        let mut b = vec![0x1a];
-        let mut len = flood.len() as u64;
-        while len >= 0x80 {
-            b.push((len as u8) | 0x80);
-            len >>= 7;
-        }
-        b.push(len as u8);
-        b.extend_from_slice(&flood);
-        Bytes::from(b)
-    };
+    let body = empty_records(100_000);
     let mut s = node.session(1);
     assert!(matches!(
         node.frame(&mut s, body, 0),

@@ -162,3 +162,17 @@ impl Node {
         s
     }
 }
+
+/// A `Message { peers: Peers { n empty Peer entries } }`: 2 bytes per entry on the wire.
+pub(crate) fn empty_records(n: usize) -> Bytes {
+    let inner = [0x0a, 0x00].repeat(n);
+    let mut out = vec![0x1a];
+    let mut len = inner.len() as u64;
+    while len >= 0x80 {
+        out.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(&inner);
+    Bytes::from(out)
+}
