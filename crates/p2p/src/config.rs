@@ -47,7 +47,13 @@ pub struct Config<S: Signer> {
     pub max_concurrent_dials: NonZeroUsize,
     /// Inbound handshakes accepted per source IP per minute (burst: the same number).
     pub handshakes_per_ip_per_minute: NonZeroU32,
-    /// Most source addresses the per-IP limiter remembers at once (bounds its memory; new
+    /// Inbound handshakes accepted per source prefix (/24 for IPv4, /64 for IPv6) per minute
+    /// (burst: the same number); see [`p2p_session::source_prefix`].
+    pub handshakes_per_prefix_per_minute: NonZeroU32,
+    /// Inbound handshakes in progress at once from one source prefix (/24, /64); keep it a
+    /// fraction of `max_concurrent_handshakes` so one network cannot hold every slot.
+    pub max_handshakes_per_prefix: NonZeroUsize,
+    /// Most source addresses (and, separately, prefixes) the per-IP limiter remembers at once (bounds its memory; new
     /// addresses are refused while it is full of recently active ones).
     pub max_tracked_ips: NonZeroUsize,
     /// How long after the handshake the peer's version info may take (the version step);
@@ -98,6 +104,8 @@ impl<S: Signer> Config<S> {
             max_concurrent_handshakes: nz(64),
             max_concurrent_dials: nz(64),
             handshakes_per_ip_per_minute: nz32(30),
+            handshakes_per_prefix_per_minute: nz32(120),
+            max_handshakes_per_prefix: nz(8),
             max_tracked_ips: nz(1 << 16),
             version_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
@@ -127,6 +135,9 @@ impl<S: Signer> Config<S> {
             handshake,
             discovery: p2p_discovery::Config::local(namespace.to_vec()),
             handshakes_per_ip_per_minute: nz32(60_000),
+            // Local clusters dial from one address: the per-prefix limits must not bind.
+            handshakes_per_prefix_per_minute: nz32(240_000),
+            max_handshakes_per_prefix: base.max_concurrent_handshakes,
             idle_timeout: Duration::from_secs(5),
             version_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(5),

@@ -241,6 +241,8 @@ impl<S: Signer> Network<S> {
                 max_inbound_handshakes: config.max_concurrent_handshakes,
                 max_dials: config.max_concurrent_dials,
                 handshakes_per_ip_per_minute: config.handshakes_per_ip_per_minute,
+                handshakes_per_prefix_per_minute: config.handshakes_per_prefix_per_minute,
+                max_handshakes_per_prefix: config.max_handshakes_per_prefix,
                 max_tracked_ips: config.max_tracked_ips,
             },
             tracker,

@@ -117,6 +117,15 @@ pub enum Refused {
     /// The per-address limiter's table is full.
     #[error("too many distinct addresses are handshaking")]
     AddressTableFull,
+    /// The source prefix (/24 or /64) made too many handshakes recently.
+    #[error("too many handshakes from this network prefix")]
+    PrefixRateLimited,
+    /// The per-prefix limiter's table is full.
+    #[error("too many distinct network prefixes are handshaking")]
+    PrefixTableFull,
+    /// The source prefix holds its share of the inbound handshake slots.
+    #[error("no free handshake slot for this network prefix")]
+    PrefixHandshakesFull,
     /// Every inbound handshake slot is taken.
     #[error("no free handshake slot")]
     HandshakeSlotsFull,
@@ -138,11 +147,23 @@ pub enum Refused {
 }
 
 impl Refused {
+    /// The same refusal from the per-prefix limiter.
+    pub(crate) fn for_prefix(self) -> Self {
+        match self {
+            Self::AddressRateLimited => Self::PrefixRateLimited,
+            Self::AddressTableFull => Self::PrefixTableFull,
+            other => other,
+        }
+    }
+
     /// A short, stable label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
             Self::AddressRateLimited => "ip_rate_limited",
             Self::AddressTableFull => "ip_table_full",
+            Self::PrefixRateLimited => "prefix_rate_limited",
+            Self::PrefixTableFull => "prefix_table_full",
+            Self::PrefixHandshakesFull => "prefix_handshakes_full",
             Self::HandshakeSlotsFull => "handshake_slots_full",
             Self::InboundCap => "inbound_cap",
             Self::SelfConnection => "self_connection",

@@ -71,6 +71,8 @@ pub fn session_ops(data: &[u8]) {
             max_inbound_handshakes: NonZeroUsize::MIN,
             max_dials: NonZeroUsize::MIN,
             handshakes_per_ip_per_minute: NonZeroU32::MIN,
+            handshakes_per_prefix_per_minute: NonZeroU32::MIN,
+            max_handshakes_per_prefix: NonZeroUsize::MIN,
             max_tracked_ips: NonZeroUsize::MIN,
         },
         tracker,

@@ -73,7 +73,7 @@ use p2p_proto::{BitVec, Peer, Peers, Signature, VersionInfo};
 pub use error::{Error, Refused};
 pub use manager::{
     Admitted, Dial, DialPermit, HandshakePermit, Housekeeping, InboundPermit, InboundPermits,
-    Manager, ManagerConfig,
+    Manager, ManagerConfig, source_prefix,
 };
 pub use session::{Event, Now, PeerVersion, Session, SessionConfig};
 

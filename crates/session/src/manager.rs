@@ -29,8 +29,33 @@ pub struct ManagerConfig {
     pub max_dials: NonZeroUsize,
     /// Inbound handshakes accepted per source address per minute (burst: the same number).
     pub handshakes_per_ip_per_minute: NonZeroU32,
-    /// Most source addresses the rate limiter remembers at once.
+    /// Inbound handshakes accepted per source prefix ([`source_prefix`]: /24 for IPv4, /64 for
+    /// IPv6) per minute (burst: the same number). One host usually owns a whole IPv6 /64, so
+    /// the per-address limit alone would give it unlimited fresh quotas.
+    pub handshakes_per_prefix_per_minute: NonZeroU32,
+    /// Inbound handshakes in progress at once from one source prefix (at most
+    /// `max_inbound_handshakes`): silent connections from one network cannot take every slot.
+    pub max_handshakes_per_prefix: NonZeroUsize,
+    /// Most source addresses the rate limiter remembers at once (and, separately, most
+    /// prefixes).
     pub max_tracked_ips: NonZeroUsize,
+}
+
+/// The source prefix an address is counted under: the /24 of an IPv4 address, the /64 of an
+/// IPv6 one. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack listener reports
+/// for IPv4 clients) counts as the IPv4 address it carries; otherwise every IPv4 client would
+/// share one /64.
+pub fn source_prefix(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::from([a, b, c, 0])
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::from(std::net::Ipv6Addr::from(bits))
+        }
+    }
 }
 
 /// One planned dial. Holding it holds one of the [`ManagerConfig::max_dials`] slots; report
@@ -90,8 +115,12 @@ struct Inner<V: Verifier, H> {
     next_id: u64,
     inbound: usize,
     handshakes: usize,
+    /// Handshakes in progress per source prefix (entries removed at zero, so at most
+    /// `max_inbound_handshakes` of them).
+    handshakes_by_prefix: HashMap<IpAddr, usize>,
     dials: usize,
     limiter: AddressLimiter,
+    prefix_limiter: AddressLimiter,
     /// Discovery budgets per key (not per connection, so reconnecting does not refill them).
     budgets: HashMap<V, Budget>,
 }
@@ -122,6 +151,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
     /// A manager around `tracker` (built with our record and bootstrappers), at `now`.
     pub fn new(config: ManagerConfig, tracker: Tracker<V>, now: Instant) -> Self {
         let per_minute = config.handshakes_per_ip_per_minute;
+        let per_prefix = config.handshakes_per_prefix_per_minute;
         let max_ips = config.max_tracked_ips.get();
         Self {
             me: tracker.me().clone(),
@@ -134,8 +164,10 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
                 next_id: 0,
                 inbound: 0,
                 handshakes: 0,
+                handshakes_by_prefix: HashMap::new(),
                 dials: 0,
                 limiter: AddressLimiter::new(per_minute, max_ips, now),
+                prefix_limiter: AddressLimiter::new(per_prefix, max_ips, now),
                 budgets: HashMap::new(),
             }),
         }
@@ -168,28 +200,49 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
     // Before the handshake
     // ------------------------------------------------------------------------------------------
 
-    /// An inbound TCP connection from `ip` arrived at `now`. In order: the per-address rate
-    /// limit, a free handshake slot, the inbound cap. On success the returned permits hold the
-    /// slot and the inbound place; drop the handshake permit when the handshake ends and the
+    /// An inbound TCP connection from `ip` arrived at `now`. In order: the rate limits of the
+    /// address and of its prefix ([`source_prefix`]), a free handshake slot overall and for the
+    /// prefix, the inbound cap. On success the returned permits hold
+    /// the slot and the inbound place; drop the handshake permit when the handshake ends and the
     /// inbound permit when the connection ends.
     pub fn handle_accept(
         self: &Arc<Self>,
         ip: IpAddr,
         now: Instant,
     ) -> Result<InboundPermits<V, H>, Refused> {
+        let ip = ip.to_canonical();
+        let prefix = source_prefix(ip);
         let mut inner = self.lock();
-        inner.limiter.check(ip, now)?;
+        // Every attempt that passes a rate limit spends from it, even if refused later (for a
+        // full slot table): retrying against full slots is itself limited.
+        let at_ip = inner.limiter.check(ip, now)?;
+        inner.limiter.commit(ip, at_ip);
+        let at_prefix = inner
+            .prefix_limiter
+            .check(prefix, now)
+            .map_err(Refused::for_prefix)?;
+        inner.prefix_limiter.commit(prefix, at_prefix);
         if inner.handshakes >= self.config.max_inbound_handshakes.get() {
             return Err(Refused::HandshakeSlotsFull);
+        }
+        let in_prefix = inner
+            .handshakes_by_prefix
+            .get(&prefix)
+            .copied()
+            .unwrap_or(0);
+        if in_prefix >= self.config.max_handshakes_per_prefix.get() {
+            return Err(Refused::PrefixHandshakesFull);
         }
         if inner.inbound >= self.config.max_inbound.get() {
             return Err(Refused::InboundCap);
         }
         inner.handshakes += 1;
+        *inner.handshakes_by_prefix.entry(prefix).or_insert(0) += 1;
         inner.inbound += 1;
         Ok((
             HandshakePermit {
                 manager: Arc::clone(self),
+                prefix,
             },
             InboundPermit {
                 manager: Arc::clone(self),
@@ -429,6 +482,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         let evict = take_evictions(&mut inner);
         let stats = inner.tracker.stats();
         inner.limiter.forget_idle(now);
+        inner.prefix_limiter.forget_idle(now);
         // An expired window counts like no window at all.
         inner.budgets.retain(|_, b| b.window_end > now);
         Housekeeping { ping, evict, stats }
@@ -565,11 +619,37 @@ macro_rules! permit {
     };
 }
 
-permit!(
-    HandshakePermit,
-    handshakes,
-    "One inbound handshake slot; dropping it frees the slot."
-);
+/// One inbound handshake slot (overall and for its source prefix); dropping it frees both.
+pub struct HandshakePermit<V: Verifier, H> {
+    manager: Arc<Manager<V, H>>,
+    prefix: IpAddr,
+}
+
+impl<V: Verifier, H> Drop for HandshakePermit<V, H> {
+    fn drop(&mut self) {
+        let mut inner = self
+            .manager
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.handshakes = inner.handshakes.saturating_sub(1);
+        if let Some(n) = inner.handshakes_by_prefix.get_mut(&self.prefix) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inner.handshakes_by_prefix.remove(&self.prefix);
+            }
+        }
+    }
+}
+
+impl<V: Verifier, H> std::fmt::Debug for HandshakePermit<V, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakePermit")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 permit!(
     InboundPermit,
     inbound,
@@ -607,7 +687,9 @@ impl AddressLimiter {
         }
     }
 
-    fn check(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refused> {
+    /// Whether `ip` may handshake at `now`; on success, the entry to [`Self::commit`] when the
+    /// handshake is granted (nothing changes before that).
+    fn check(&mut self, ip: IpAddr, now: Instant) -> Result<Duration, Refused> {
         let now = now.saturating_duration_since(self.base);
         if !self.table.contains_key(&ip) && self.table.len() >= self.max {
             self.table.retain(|_, tat| *tat > now);
@@ -619,8 +701,11 @@ impl AddressLimiter {
         if tat - now > self.tolerance {
             return Err(Refused::AddressRateLimited);
         }
-        self.table.insert(ip, tat + self.interval);
-        Ok(())
+        Ok(tat + self.interval)
+    }
+
+    fn commit(&mut self, ip: IpAddr, tat: Duration) {
+        self.table.insert(ip, tat);
     }
 
     /// Forgets addresses whose quota is full again (they behave exactly as unknown ones).
@@ -642,27 +727,28 @@ mod tests {
         let t0 = Instant::now();
         let mut l = AddressLimiter::new(NonZeroU32::new(3).unwrap(), 2, t0);
         let a: IpAddr = [127, 0, 0, 1].into();
+        let check = |l: &mut AddressLimiter, ip, at| l.check(ip, at).map(|tat| l.commit(ip, tat));
         for _ in 0..3 {
-            assert_eq!(l.check(a, t0), Ok(()));
+            assert_eq!(check(&mut l, a, t0), Ok(()));
         }
-        assert_eq!(l.check(a, t0), Err(Refused::AddressRateLimited));
+        assert_eq!(check(&mut l, a, t0), Err(Refused::AddressRateLimited));
         // One handshake per 20 s comes back.
-        assert_eq!(l.check(a, t0 + Duration::from_secs(20)), Ok(()));
+        assert_eq!(check(&mut l, a, t0 + Duration::from_secs(20)), Ok(()));
         assert_eq!(
-            l.check(a, t0 + Duration::from_secs(20)),
+            check(&mut l, a, t0 + Duration::from_secs(20)),
             Err(Refused::AddressRateLimited)
         );
         // The table is bounded: a third address is refused while both entries are busy.
         let b: IpAddr = [127, 0, 0, 2].into();
         let c: IpAddr = [127, 0, 0, 3].into();
-        assert_eq!(l.check(b, t0 + Duration::from_secs(20)), Ok(()));
+        assert_eq!(check(&mut l, b, t0 + Duration::from_secs(20)), Ok(()));
         assert_eq!(
-            l.check(c, t0 + Duration::from_secs(20)),
+            check(&mut l, c, t0 + Duration::from_secs(20)),
             Err(Refused::AddressTableFull)
         );
         // Once idle, entries are forgotten and room comes back.
         l.forget_idle(t0 + Duration::from_secs(600));
         assert!(l.table.is_empty());
-        assert_eq!(l.check(c, t0 + Duration::from_secs(600)), Ok(()));
+        assert_eq!(check(&mut l, c, t0 + Duration::from_secs(600)), Ok(()));
     }
 }

@@ -99,6 +99,9 @@ fn session_labels() -> Vec<&'static str> {
     let refused = [
         Refused::AddressRateLimited,
         Refused::AddressTableFull,
+        Refused::PrefixRateLimited,
+        Refused::PrefixTableFull,
+        Refused::PrefixHandshakesFull,
         Refused::HandshakeSlotsFull,
         Refused::InboundCap,
         Refused::SelfConnection,

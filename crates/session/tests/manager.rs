@@ -4,6 +4,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use p2p_discovery::Tracker;
 use p2p_handshake::Refusal;
 use p2p_identity::{Signer, bls12381};
 use p2p_proto::Peers;
-use p2p_session::{Manager, Refused};
+use p2p_session::{Manager, ManagerConfig, Refused};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -57,6 +58,98 @@ fn pre_handshake_order_is_rate_limit_then_slot_then_cap() {
     drop(c.1);
     assert!(node.manager.handle_accept([127, 0, 0, 4].into(), t).is_ok());
     let _keep = (a.1, b.1, d.1);
+}
+
+/// Silent connections from many addresses of one network (here 64 of one /24, as a host with
+/// an IPv6 /64 or a small IPv4 block has) take at most their prefix's share of the handshake
+/// slots; a peer from another prefix still gets one.
+#[test]
+fn one_prefix_cannot_take_every_handshake_slot() {
+    let config = ManagerConfig {
+        max_inbound: NonZeroUsize::new(1024).unwrap(),
+        max_inbound_handshakes: NonZeroUsize::new(64).unwrap(),
+        max_handshakes_per_prefix: NonZeroUsize::new(8).unwrap(),
+        handshakes_per_prefix_per_minute: NonZeroU32::new(10_000).unwrap(),
+        max_tracked_ips: NonZeroUsize::new(4096).unwrap(),
+        ..manager_config()
+    };
+    let node = node_with(4, config);
+    let t = node.t0;
+    let mut held = Vec::new();
+    let mut refused = Vec::new();
+    for host in 1..=64u8 {
+        match node.manager.handle_accept([10, 1, 2, host].into(), t) {
+            Ok(p) => held.push(p),
+            Err(e) => refused.push(e),
+        }
+    }
+    assert_eq!(held.len(), 8, "one /24 holds at most its 8 slots");
+    assert!(
+        refused.iter().all(|e| *e == Refused::PrefixHandshakesFull),
+        "{refused:?}"
+    );
+    assert_eq!(
+        Refused::PrefixHandshakesFull.label(),
+        "prefix_handshakes_full"
+    );
+    // Another network is served while the first still holds its slots.
+    let honest = node.manager.handle_accept([10, 1, 3, 1].into(), t);
+    assert!(honest.is_ok(), "{honest:?}");
+    // A finished handshake gives its prefix a slot back.
+    drop(held.pop().map(|p| p.0));
+    assert!(
+        node.manager
+            .handle_accept([10, 1, 2, 200].into(), t)
+            .is_ok()
+    );
+}
+
+/// Fresh addresses from one IPv6 /64 share one quota: a host that owns a /64 does not get a
+/// new burst per address. The exact-address quota still applies inside a prefix.
+#[test]
+fn an_ipv6_slash_64_shares_one_handshake_quota() {
+    let config = ManagerConfig {
+        max_inbound: NonZeroUsize::new(10_000).unwrap(),
+        max_inbound_handshakes: NonZeroUsize::new(10_000).unwrap(),
+        max_handshakes_per_prefix: NonZeroUsize::new(10_000).unwrap(),
+        handshakes_per_ip_per_minute: NonZeroU32::new(3).unwrap(),
+        handshakes_per_prefix_per_minute: NonZeroU32::new(12).unwrap(),
+        max_tracked_ips: NonZeroUsize::new(4096).unwrap(),
+        ..manager_config()
+    };
+    let node = node_with(4, config);
+    let t = node.t0;
+    let mut outcomes = Vec::new();
+    for i in 0..100u16 {
+        let ip: IpAddr = format!("2001:db8:0:1::{i:x}").parse().unwrap();
+        outcomes.push(node.manager.handle_accept(ip, t).map(drop));
+    }
+    let granted = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(granted, 12, "the /64's burst, not one burst per address");
+    assert_eq!(outcomes[12], Err(Refused::PrefixRateLimited));
+    // Another /64 has its own quota; one address still has its own, smaller one.
+    let other: IpAddr = "2001:db8:0:2::1".parse().unwrap();
+    for _ in 0..3 {
+        assert_eq!(node.manager.handle_accept(other, t).map(drop), Ok(()));
+    }
+    assert_eq!(
+        node.manager.handle_accept(other, t).map(drop),
+        Err(Refused::AddressRateLimited)
+    );
+    // IPv4 clients seen through a dual-stack listener (`::ffff:a.b.c.d`) are counted by their
+    // IPv4 /24, not all in one IPv6 /64.
+    for last in 1..=12u8 {
+        let mapped = IpAddr::V6(std::net::Ipv4Addr::new(192, 0, 2, last).to_ipv6_mapped());
+        assert_eq!(node.manager.handle_accept(mapped, t).map(drop), Ok(()));
+    }
+    let mapped = IpAddr::V6(std::net::Ipv4Addr::new(198, 51, 100, 1).to_ipv6_mapped());
+    assert_eq!(node.manager.handle_accept(mapped, t).map(drop), Ok(()));
+    assert_eq!(
+        node.manager
+            .handle_accept([192, 0, 2, 77].into(), t)
+            .map(drop),
+        Err(Refused::PrefixRateLimited)
+    );
 }
 
 #[test]

@@ -115,6 +115,8 @@ fn manager_config() -> ManagerConfig {
         max_inbound_handshakes: NonZeroUsize::new(64).unwrap(),
         max_dials: NonZeroUsize::new(64).unwrap(),
         handshakes_per_ip_per_minute: NonZeroU32::new(30).unwrap(),
+        handshakes_per_prefix_per_minute: NonZeroU32::new(120).unwrap(),
+        max_handshakes_per_prefix: NonZeroUsize::new(8).unwrap(),
         max_tracked_ips: NonZeroUsize::new(1 << 16).unwrap(),
     }
 }

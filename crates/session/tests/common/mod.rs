@@ -43,12 +43,19 @@ pub(crate) fn manager_config() -> ManagerConfig {
         max_inbound_handshakes: NonZeroUsize::new(2).unwrap(),
         max_dials: NonZeroUsize::new(2).unwrap(),
         handshakes_per_ip_per_minute: NonZeroU32::new(3).unwrap(),
+        handshakes_per_prefix_per_minute: NonZeroU32::new(20).unwrap(),
+        max_handshakes_per_prefix: NonZeroUsize::new(2).unwrap(),
         max_tracked_ips: NonZeroUsize::new(16).unwrap(),
     }
 }
 
 /// Node 0 of a set of `n` keys (seeds 0..n), tracking that set as index 0.
 pub(crate) fn node(n: u64) -> Node {
+    node_with(n, manager_config())
+}
+
+/// [`node`] with other manager limits.
+pub(crate) fn node_with(n: u64, config: ManagerConfig) -> Node {
     let keys: Vec<K> = (0..n).map(K::insecure_from_seed).collect();
     let discovery = p2p_discovery::Config::local(NAMESPACE.to_vec());
     let tracker = Tracker::with_signer(
@@ -60,7 +67,7 @@ pub(crate) fn node(n: u64) -> Node {
     )
     .unwrap();
     let t0 = Instant::now();
-    let manager = Arc::new(Manager::new(manager_config(), tracker, t0));
+    let manager = Arc::new(Manager::new(config, tracker, t0));
     manager
         .handle_peer_set(0, keys.iter().map(Signer::public_key).collect())
         .unwrap();
