@@ -488,12 +488,12 @@ impl Reassembler {
     ) -> Result<(), ReassemblyError> {
         let max_parts = match total_parts_for(max_message_len, self.max_plaintext_len, channel) {
             Ok(max_parts) => max_parts,
-            Err(ChunkError::TooManyParts { .. }) => u32::MAX,
-            Err(ChunkError::FrameTooSmall { .. }) => {
-                return Err(ReassemblyError::FrameTooSmall {
-                    max_plaintext_len: self.max_plaintext_len,
-                    channel,
-                });
+            // The channel's maximum message cannot be sent at this frame size (too many parts,
+            // or a part count whose chunks cannot carry a byte), but smaller messages can. Every
+            // part carries at least one byte (checked per part), so a message of at most
+            // `max_message_len` bytes has at most that many parts.
+            Err(ChunkError::TooManyParts { .. } | ChunkError::FrameTooSmall { .. }) => {
+                u32::try_from(max_message_len).unwrap_or(u32::MAX)
             }
         };
         if total_parts > max_parts {
@@ -569,6 +569,14 @@ impl Reassembler {
             });
         }
         let is_final = part + 1 == total_parts;
+        if !is_final && capacity == 0 {
+            // A sender never needs a part that cannot carry a byte; accepting one would let a
+            // peer announce billions of empty parts.
+            return Err(ReassemblyError::FrameTooSmall {
+                max_plaintext_len: self.max_plaintext_len,
+                channel,
+            });
+        }
         if !is_final && len != capacity as usize {
             return Err(ReassemblyError::NotFull {
                 part,

@@ -524,3 +524,48 @@ fn reassembler_continues_after_a_message() {
         assert!(!r.is_pending());
     }
 }
+
+/// Fuzz regression (`framing_reassembler`, crash-77f2332c): with 11-byte frames a channel's
+/// 16 KiB maximum cannot be chunked at all (the part counts it needs leave chunks without room
+/// for a byte), and the reassembler refused every multi-part message of that channel, even a
+/// 64-byte one the chunker sends. The bound now falls back to "one byte per part".
+#[test]
+fn a_message_that_fits_is_accepted_when_the_channel_maximum_does_not() {
+    let max = 11;
+    assert!(total_parts_for(16_384, max, 65).is_err());
+    let msg = message(64);
+    let frames = chunk_all(65, &msg, max);
+    assert!(frames.len() > 1);
+    let mut r = Reassembler::new(max);
+    let mut got = None;
+    for frame in frames {
+        got = r.handle_chunk(decode_chunk(frame), Some(16_384)).unwrap();
+    }
+    assert_eq!(got, Some((65, msg)));
+}
+
+/// A non-final part whose chunk has no room for a byte is refused: otherwise a peer could
+/// announce up to the part bound of empty parts that never fill the buffer.
+#[test]
+fn rule_non_final_parts_carry_at_least_one_byte() {
+    // Find a header (channel, total_parts) whose part 1 has no room for content at 11 bytes.
+    let max = 11;
+    let (channel, total) = (0..200u32)
+        .flat_map(|c| [200u32, 20_000, 3_000_000].map(move |t| (c, t)))
+        .find(|&(c, t)| {
+            chunk_capacity(max, c, 1, t) == Some(0) && chunk_capacity(max, c, 0, t).unwrap_or(0) > 0
+        })
+        .expect("some header leaves part 1 empty");
+    let first = chunk_capacity(max, channel, 0, total).unwrap() as usize;
+    let mut r = Reassembler::new(max);
+    let limit = Some(1usize << 31);
+    assert_eq!(
+        r.handle_chunk(chunk(channel, 0, total, first), limit),
+        Ok(None)
+    );
+    assert!(matches!(
+        r.handle_chunk(chunk(channel, 1, total, 0), limit),
+        Err(ReassemblyError::FrameTooSmall { .. })
+    ));
+    assert_eq!(r.buffered_len(), 0);
+}
