@@ -1,10 +1,12 @@
 //! `cargo xtask`: the one entry point for project automation.
 //!
 //! - `ci`: format check, clippy (`-D warnings`, all targets), docs (warnings denied), tests
-//!   (default AEAD backend, then the aws-lc-rs backend of `p2p-cipher`).
+//!   (default AEAD backend, then the aws-lc-rs backend of `p2p-cipher`), then a 20 s fuzz smoke
+//!   of every target (installing cargo-fuzz if it is missing).
 //! - `codegen`: regenerate `proto/src/gen/` from `proto/proto/*.proto` (no system `protoc`).
 //! - `vectors`: regenerate the checked-in test vectors of every crate that has them.
-//! - `fuzz [SECONDS]`: a short smoke run of every cargo-fuzz target (needs `cargo-fuzz`).
+//! - `fuzz [SECONDS]`: run every cargo-fuzz target for SECONDS each (needs `cargo-fuzz`; see
+//!   `docs/fuzzing.md` for long runs).
 //! - `bench-report`: run the criterion benches and print medians and ratios.
 
 use std::path::{Path, PathBuf};
@@ -77,7 +79,38 @@ fn ci() -> Result<(), String> {
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     run("cargo", &["test", "--workspace"], &[])?;
-    cipher_backend_tests()
+    cipher_backend_tests()?;
+    // The fuzz smoke: every target for a short while, from an empty corpus.
+    ensure_cargo_fuzz()?;
+    fuzz(FUZZ_SMOKE_SECONDS)
+}
+
+/// Seconds each fuzz target runs in `cargo xtask ci`.
+const FUZZ_SMOKE_SECONDS: &str = "20";
+
+/// The cargo-fuzz version `ci` installs when none is on the machine.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// Installs cargo-fuzz unless a `cargo fuzz` already answers.
+fn ensure_cargo_fuzz() -> Result<(), String> {
+    let present = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    run(
+        "cargo",
+        &[
+            "install",
+            "cargo-fuzz",
+            "--locked",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ],
+        &[],
+    )
 }
 
 /// The cipher crate's tests again with the aws-lc-rs backend, when the crate offers it.
