@@ -917,6 +917,25 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         slot.is_some() || boot.is_some()
     }
 
+    /// The authorized key (see [`Tracker::is_authorized`]) whose canonical encoding is `bytes`,
+    /// found by comparing bytes, without parsing them: the handshake's authorizer looks up a
+    /// dialer's claimed key with it before spending any curve arithmetic on it.
+    pub fn authorized_key(&self, bytes: &[u8]) -> Option<&V> {
+        if bytes == self.me.as_bytes() {
+            return None;
+        }
+        self.union
+            .binary_search_by(|k| k.as_bytes().cmp(bytes))
+            .ok()
+            .map(|u| &self.union[u])
+            .or_else(|| {
+                self.boots
+                    .iter()
+                    .find(|b| b.key.as_bytes() == bytes)
+                    .map(|b| &b.key)
+            })
+    }
+
     /// Whether we consider `key` connected.
     pub fn is_connected(&self, key: &V) -> bool {
         let (slot, boot) = self.locate(key);

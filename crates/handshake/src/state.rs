@@ -183,10 +183,17 @@ impl Dialee {
     /// Handles the dialer's first message (one frame body).
     ///
     /// Checks, in order, cheapest first: size and field lengths; recipient is me; namespace
-    /// tag ([`HandshakeError::NetworkMismatch`]); dialer is not me; timestamp window; the
-    /// dialer's key parses; `authorize` (authorized, not blocked, not already connected);
-    /// only then the signature and x25519. On success returns the state awaiting the
-    /// dialer's key confirmation and the answer body to send.
+    /// tag ([`HandshakeError::NetworkMismatch`]); dialer is not me; timestamp window;
+    /// `authorize` (authorized, not blocked, not already connected); only then the dialer's
+    /// key parses (point decompression and subgroup check), the signature and x25519. On
+    /// success returns the state awaiting the dialer's key confirmation and the answer body to
+    /// send.
+    ///
+    /// `authorize` gets the dialer's claimed key as raw bytes of the scheme's key length
+    /// ([`Verifier::LEN`]), **not yet parsed**: it must compare them with the canonical
+    /// encodings ([`Verifier::as_bytes`]) of the keys it knows, so that an unknown key is
+    /// refused before any curve arithmetic is spent on it. Bytes that equal a known key's
+    /// encoding are that key's canonical encoding and parse.
     pub fn handle_hello<S, R, A>(
         cfg: &Config,
         signer: &S,
@@ -198,7 +205,7 @@ impl Dialee {
     where
         S: Signer,
         R: CryptoRng + ?Sized,
-        A: FnOnce(&S::PublicKey) -> Result<(), Refusal>,
+        A: FnOnce(&[u8]) -> Result<(), Refusal>,
     {
         let me = signer.public_key();
         let msg = wire::parse::<S::PublicKey>(hello)?;
@@ -213,8 +220,10 @@ impl Dialee {
             return Err(HandshakeError::SelfConnection);
         }
         wire::check_timestamp(cfg.max_past_ms, cfg.max_future_ms, msg.timestamp, now_ms)?;
+        // Authorize on the raw bytes first: parsing a BLS key costs a point decompression and a
+        // subgroup check, which an unauthenticated stranger must not get for free.
+        authorize(&msg.sender).map_err(HandshakeError::Refused)?;
         let dialer = S::PublicKey::from_bytes(&msg.sender)?;
-        authorize(&dialer).map_err(HandshakeError::Refused)?;
         let signature =
             <<S::PublicKey as Verifier>::Signature as Signature>::from_bytes(&msg.signature)?;
         let signed = wire::signed_bytes(
