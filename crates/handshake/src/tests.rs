@@ -504,3 +504,39 @@ proptest! {
     }
 }
 
+/// Compiles only for types that promise to wipe their secrets when dropped.
+fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+
+#[test]
+fn handshake_secrets_are_zeroize_on_drop() {
+    // The ephemeral secret, the x25519 output, the HKDF pseudorandom key and the two traffic
+    // keys all live in types that wipe themselves.
+    assert_zeroize_on_drop::<x25519_dalek::StaticSecret>();
+    assert_zeroize_on_drop::<x25519_dalek::SharedSecret>();
+    assert_zeroize_on_drop::<wire::Prk>();
+    assert_zeroize_on_drop::<wire::Keys>();
+    assert_zeroize_on_drop::<Dialer<ed25519::PublicKey>>();
+}
+
+#[test]
+fn prk_is_held_in_a_zeroizing_buffer() {
+    use zeroize::Zeroize;
+    let transcript = [7u8; 32];
+    let shared = [9u8; 32];
+    let mut prk = wire::Prk::extract(&transcript, &shared);
+    // RFC 5869 extract: HMAC-SHA-256(salt = transcript, ikm = shared).
+    let expected = {
+        use hkdf::hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&transcript).unwrap();
+        mac.update(&shared);
+        mac.finalize().into_bytes()
+    };
+    assert_eq!(prk.as_bytes(), expected.as_slice());
+    let keys = prk.expand_keys();
+    let again = wire::derive_keys(&transcript, &shared);
+    assert_eq!(*keys.dialer_to_dialee, *again.dialer_to_dialee);
+    assert_eq!(*keys.dialee_to_dialer, *again.dialee_to_dialer);
+    assert_ne!(*keys.dialer_to_dialee, *keys.dialee_to_dialer);
+    prk.zeroize();
+    assert_eq!(prk.as_bytes(), &[0u8; 32]);
+}

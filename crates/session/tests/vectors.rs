@@ -659,8 +659,8 @@ fn render<S: Signer>() -> String {
     dialee.receive(&dialer.sent[d_sent..], 5000);
 
     // The independently derived keys seal exactly these frames.
-    let mut check_d = SendCipher::new(key_dialer, Role::Dialer);
-    let mut check_e = SendCipher::new(key_dialee, Role::Dialee);
+    let mut check_d = SendCipher::new(&key_dialer, Role::Dialer);
+    let mut check_e = SendCipher::new(&key_dialee, Role::Dialee);
     let mut confirm = BytesMut::from(_P2P_HANDSHAKE_CONFIRM);
     check_d.seal(&mut confirm, 0).unwrap();
     assert_eq!(&confirm[..], &confirmation[..]);
