@@ -139,7 +139,9 @@ struct SideSetup<'a, S: Signer> {
 
 impl<S: Signer> Side<S> {
     fn new(setup: SideSetup<'_, S>, t0: Instant) -> Self {
-        let discovery = p2p_discovery::Config::recommended(NAMESPACE.to_vec());
+        let mut discovery = p2p_discovery::Config::recommended(NAMESPACE.to_vec());
+        // The vectors' records advertise loopback addresses.
+        discovery.address_policy = p2p_discovery::AddressPolicy::local();
         let mut tracker = Tracker::with_signer(
             discovery.clone(),
             setup.signer,
