@@ -135,7 +135,7 @@ fn unauthorized_bls_key_is_refused_before_any_curve_math() {
     let mut p = wire::parse::<bls12381::PublicKey>(&hello).unwrap();
     let junk = bls_key_bytes_that_are_no_point();
     assert!(bls12381::PublicKey::from_bytes(&junk).is_err());
-    p.sender = junk.clone().into();
+    p.sender = junk.into();
     let forged = wire::encode(
         &p.ns_tag,
         &p.recipient,

@@ -92,6 +92,10 @@ impl PrivateKey {
     /// through [`crate::Signer::sign`], which adds the namespace.
     pub fn sign_raw(&self, message: &[u8]) -> Signature {
         let q = hash_to_g2(message);
+        #[allow(
+            clippy::op_ref,
+            reason = "by reference: no by-value copy of the secret scalar in this frame"
+        )]
         let point = G2Affine::from(q * &self.scalar);
         Signature {
             bytes: point.to_compressed(),
