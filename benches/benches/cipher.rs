@@ -98,7 +98,7 @@ fn benches(c: &mut Criterion) {
         }
 
         // Seal: encrypt `size` bytes in place and append the tag.
-        let mut send = SendCipher::new(KEY, Role::Dialer);
+        let mut send = SendCipher::new(&KEY, Role::Dialer);
         let mut buf = BytesMut::zeroed(size + TAG_LEN);
         group.bench_function(format!("seal/backend={BACKEND},size={label}"), |b| {
             b.iter(|| {
@@ -118,8 +118,8 @@ fn benches(c: &mut Criterion) {
         });
 
         // Open: frames sealed in the (untimed) setup, in order, then opened in place.
-        let mut send = SendCipher::new(KEY, Role::Dialer);
-        let mut recv = RecvCipher::new(KEY, Role::Dialer);
+        let mut send = SendCipher::new(&KEY, Role::Dialer);
+        let mut recv = RecvCipher::new(&KEY, Role::Dialer);
         let batch = if size >= 1 << 20 {
             BatchSize::LargeInput
         } else {

@@ -20,12 +20,20 @@ pub(crate) struct BackendError;
 mod imp {
     use super::{BackendError, KEY_LEN, NONCE_LEN, TAG_LEN};
     use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
+    use zeroize::Zeroize;
 
+    /// Wipes its key on drop (`chacha20poly1305`'s `zeroize` feature).
     pub(crate) struct AeadKey(ChaCha20Poly1305);
 
     impl AeadKey {
         pub(crate) fn new(key: &[u8; KEY_LEN]) -> Self {
-            Self(ChaCha20Poly1305::new(&Key::from(*key)))
+            // `Key` is the crate's own array type: fill it from the borrowed key (no by-value
+            // copy) and wipe it once the cipher holds its copy.
+            let mut k = Key::default();
+            k.copy_from_slice(key);
+            let aead = ChaCha20Poly1305::new(&k);
+            k.as_mut_slice().zeroize();
+            Self(aead)
         }
 
         #[inline]

@@ -13,8 +13,8 @@ const FUZZ_KEY: [u8; 32] = [0x5a; 32];
 /// Panics only on a broken invariant: a genuine frame that fails to open before any failure, a
 /// forged frame that opens, or a receiver that accepts anything after a failure.
 pub fn recv_arbitrary_frames(data: &[u8]) {
-    let mut send = SendCipher::new(FUZZ_KEY, Role::Dialer);
-    let mut recv = RecvCipher::new(FUZZ_KEY, Role::Dialer);
+    let mut send = SendCipher::new(&FUZZ_KEY, Role::Dialer);
+    let mut recv = RecvCipher::new(&FUZZ_KEY, Role::Dialer);
     let mut failed = false;
     let mut rest = data;
     while let Some((&control, tail)) = rest.split_first() {

@@ -9,8 +9,8 @@
 //! use p2p_cipher::{RecvCipher, Role, SendCipher, TAG_LEN};
 //!
 //! let key = [7u8; 32];
-//! let mut send = SendCipher::new(key, Role::Dialer);
-//! let mut recv = RecvCipher::new(key, Role::Dialer); // role of the *sender*
+//! let mut send = SendCipher::new(&key, Role::Dialer);
+//! let mut recv = RecvCipher::new(&key, Role::Dialer); // role of the *sender*
 //!
 //! let mut buf = BytesMut::with_capacity(64);
 //! buf.put_slice(b"header"); // bytes before `body_start` are left alone
@@ -75,7 +75,6 @@ pub mod fuzzing;
 mod nonce;
 
 use bytes::BytesMut;
-use zeroize::Zeroize;
 
 pub use backend::BACKEND;
 pub use nonce::{NONCE_DIALER_BIT, NONCE_LEN, Nonce};
@@ -151,10 +150,11 @@ pub struct SendCipher {
 }
 
 impl SendCipher {
-    /// A sender for frames sent by `role` under `key` (the copy of `key` is zeroized).
-    pub fn new(mut key: [u8; KEY_LEN], role: Role) -> Self {
-        let aead = AeadKey::new(&key);
-        key.zeroize();
+    /// A sender for frames sent by `role` under `key`. The key is borrowed, not copied: the
+    /// caller keeps (and wipes) its buffer; the AEAD keeps its own copy, wiped on drop (default
+    /// backend).
+    pub fn new(key: &[u8; KEY_LEN], role: Role) -> Self {
+        let aead = AeadKey::new(key);
         Self {
             key: aead,
             next: Some(Nonce::first(role)),
@@ -164,7 +164,7 @@ impl SendCipher {
     /// A sender whose next frame uses `(iterator, sequence)`, to test the wrap and the end of
     /// the nonce space for real. **Never use in production** (it can reuse nonces).
     #[cfg(any(test, feature = "testing"))]
-    pub fn starting_at(key: [u8; KEY_LEN], role: Role, iterator: u16, sequence: u64) -> Self {
+    pub fn starting_at(key: &[u8; KEY_LEN], role: Role, iterator: u16, sequence: u64) -> Self {
         let mut this = Self::new(key, role);
         this.next = Some(Nonce::starting_at(role, iterator, sequence));
         this
@@ -206,6 +206,10 @@ impl SendCipher {
     }
 }
 
+/// The key lives only in the backend's AEAD value, which the default backend wipes on drop.
+#[cfg(not(feature = "aws-lc-rs"))]
+impl zeroize::ZeroizeOnDrop for SendCipher {}
+
 impl std::fmt::Debug for SendCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SendCipher")
@@ -223,11 +227,10 @@ pub struct RecvCipher {
 }
 
 impl RecvCipher {
-    /// A receiver for frames sent by `sender` (the peer's role) under `key` (the copy of `key`
-    /// is zeroized).
-    pub fn new(mut key: [u8; KEY_LEN], sender: Role) -> Self {
-        let aead = AeadKey::new(&key);
-        key.zeroize();
+    /// A receiver for frames sent by `sender` (the peer's role) under `key` (borrowed, as in
+    /// [`SendCipher::new`]).
+    pub fn new(key: &[u8; KEY_LEN], sender: Role) -> Self {
+        let aead = AeadKey::new(key);
         Self {
             key: aead,
             next: Some(Nonce::first(sender)),
@@ -237,7 +240,7 @@ impl RecvCipher {
 
     /// A receiver whose next frame uses `(iterator, sequence)`. **Never use in production.**
     #[cfg(any(test, feature = "testing"))]
-    pub fn starting_at(key: [u8; KEY_LEN], sender: Role, iterator: u16, sequence: u64) -> Self {
+    pub fn starting_at(key: &[u8; KEY_LEN], sender: Role, iterator: u16, sequence: u64) -> Self {
         let mut this = Self::new(key, sender);
         this.next = Some(Nonce::starting_at(sender, iterator, sequence));
         this
@@ -294,6 +297,10 @@ impl RecvCipher {
         self.poisoned
     }
 }
+
+/// The key lives only in the backend's AEAD value, which the default backend wipes on drop.
+#[cfg(not(feature = "aws-lc-rs"))]
+impl zeroize::ZeroizeOnDrop for RecvCipher {}
 
 impl std::fmt::Debug for RecvCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

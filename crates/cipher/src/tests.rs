@@ -13,8 +13,8 @@ fn sealed(send: &mut SendCipher, body: &[u8]) -> BytesMut {
 
 #[test]
 fn round_trip_leaves_header_alone() {
-    let mut send = SendCipher::new(KEY, Role::Dialee);
-    let mut recv = RecvCipher::new(KEY, Role::Dialee);
+    let mut send = SendCipher::new(&KEY, Role::Dialee);
+    let mut recv = RecvCipher::new(&KEY, Role::Dialee);
     let mut buf = BytesMut::new();
     buf.put_slice(b"HDR!");
     buf.put_slice(b"some body");
@@ -38,12 +38,12 @@ fn round_trip_leaves_header_alone() {
 /// `aws-lc-rs` feature), so the wire format does not depend on the backend.
 #[test]
 fn known_answer_frames_match_on_every_backend() {
-    let mut send = SendCipher::new(KEY, Role::Dialer);
+    let mut send = SendCipher::new(&KEY, Role::Dialer);
     let f0 = sealed(&mut send, b"p2p-cipher vector");
     let f1 = sealed(&mut send, b"p2p-cipher vector");
-    let mut dialee = SendCipher::new(KEY, Role::Dialee);
+    let mut dialee = SendCipher::new(&KEY, Role::Dialee);
     let g0 = sealed(&mut dialee, b"p2p-cipher vector");
-    let mut late = SendCipher::starting_at(KEY, Role::Dialer, 0x0102, 0x0304_0506_0708_090a);
+    let mut late = SendCipher::starting_at(&KEY, Role::Dialer, 0x0102, 0x0304_0506_0708_090a);
     let h0 = sealed(&mut late, b"p2p-cipher vector");
     assert_eq!(hex::encode(&f0), KAT_DIALER_0, "backend {BACKEND}");
     assert_eq!(hex::encode(&f1), KAT_DIALER_1, "backend {BACKEND}");
@@ -58,8 +58,8 @@ const KAT_DIALER_LATE: &str = "04319bdb976d1d798b8daa66b4d8436a17bff3280aabbd659
 
 #[test]
 fn tampered_frame_fails_and_poisons() {
-    let mut send = SendCipher::new(KEY, Role::Dialer);
-    let mut recv = RecvCipher::new(KEY, Role::Dialer);
+    let mut send = SendCipher::new(&KEY, Role::Dialer);
+    let mut recv = RecvCipher::new(&KEY, Role::Dialer);
     let mut f0 = sealed(&mut send, b"first");
     let mut f1 = sealed(&mut send, b"second");
     f0[2] ^= 1;
@@ -71,8 +71,8 @@ fn tampered_frame_fails_and_poisons() {
 
 #[test]
 fn tampered_tag_fails() {
-    let mut send = SendCipher::new(KEY, Role::Dialer);
-    let mut recv = RecvCipher::new(KEY, Role::Dialer);
+    let mut send = SendCipher::new(&KEY, Role::Dialer);
+    let mut recv = RecvCipher::new(&KEY, Role::Dialer);
     let mut f0 = sealed(&mut send, b"first");
     let last = f0.len() - 1;
     f0[last] ^= 0x80;
@@ -81,8 +81,8 @@ fn tampered_tag_fails() {
 
 #[test]
 fn reordered_frames_fail() {
-    let mut send = SendCipher::new(KEY, Role::Dialer);
-    let mut recv = RecvCipher::new(KEY, Role::Dialer);
+    let mut send = SendCipher::new(&KEY, Role::Dialer);
+    let mut recv = RecvCipher::new(&KEY, Role::Dialer);
     let _f0 = sealed(&mut send, b"first");
     let mut f1 = sealed(&mut send, b"second");
     assert_eq!(recv.open(&mut f1), Err(CipherError::Authentication));
@@ -90,8 +90,8 @@ fn reordered_frames_fail() {
 
 #[test]
 fn replayed_frame_fails() {
-    let mut send = SendCipher::new(KEY, Role::Dialer);
-    let mut recv = RecvCipher::new(KEY, Role::Dialer);
+    let mut send = SendCipher::new(&KEY, Role::Dialer);
+    let mut recv = RecvCipher::new(&KEY, Role::Dialer);
     let f0 = sealed(&mut send, b"first");
     let mut copy = f0.clone();
     let mut f0 = f0;
@@ -103,8 +103,8 @@ fn replayed_frame_fails() {
 fn reflected_frame_fails() {
     // Same key both ways (never the case after a handshake, but even then the dialer bit keeps
     // a frame from being reflected back to its sender).
-    let mut send = SendCipher::new(KEY, Role::Dialer);
-    let mut recv_as_from_dialee = RecvCipher::new(KEY, Role::Dialee);
+    let mut send = SendCipher::new(&KEY, Role::Dialer);
+    let mut recv_as_from_dialee = RecvCipher::new(&KEY, Role::Dialee);
     let mut f0 = sealed(&mut send, b"first");
     assert_eq!(
         recv_as_from_dialee.open(&mut f0),
@@ -114,15 +114,15 @@ fn reflected_frame_fails() {
 
 #[test]
 fn wrong_key_fails() {
-    let mut send = SendCipher::new(KEY, Role::Dialer);
-    let mut recv = RecvCipher::new([0x43; KEY_LEN], Role::Dialer);
+    let mut send = SendCipher::new(&KEY, Role::Dialer);
+    let mut recv = RecvCipher::new(&[0x43; KEY_LEN], Role::Dialer);
     let mut f0 = sealed(&mut send, b"first");
     assert_eq!(recv.open(&mut f0), Err(CipherError::Authentication));
 }
 
 #[test]
 fn short_frame_fails() {
-    let mut recv = RecvCipher::new(KEY, Role::Dialer);
+    let mut recv = RecvCipher::new(&KEY, Role::Dialer);
     let mut frame = BytesMut::from(&[0u8; TAG_LEN - 1][..]);
     assert_eq!(
         recv.open(&mut frame),
@@ -133,8 +133,8 @@ fn short_frame_fails() {
 
 #[test]
 fn body_start_past_end_is_misuse_and_consumes_nothing() {
-    let mut send = SendCipher::new(KEY, Role::Dialer);
-    let mut recv = RecvCipher::new(KEY, Role::Dialer);
+    let mut send = SendCipher::new(&KEY, Role::Dialer);
+    let mut recv = RecvCipher::new(&KEY, Role::Dialer);
     let mut buf = BytesMut::from(&b"abc"[..]);
     assert_eq!(
         send.seal(&mut buf, 4),
@@ -151,8 +151,8 @@ fn body_start_past_end_is_misuse_and_consumes_nothing() {
 
 #[test]
 fn sequence_wrap_bumps_iterator_end_to_end() {
-    let mut send = SendCipher::starting_at(KEY, Role::Dialee, 3, u64::MAX - 1);
-    let mut recv = RecvCipher::starting_at(KEY, Role::Dialee, 3, u64::MAX - 1);
+    let mut send = SendCipher::starting_at(&KEY, Role::Dialee, 3, u64::MAX - 1);
+    let mut recv = RecvCipher::starting_at(&KEY, Role::Dialee, 3, u64::MAX - 1);
     for body in [&b"a"[..], b"b", b"c"] {
         let mut f = sealed(&mut send, body);
         recv.open(&mut f).unwrap();
@@ -166,8 +166,8 @@ fn sequence_wrap_bumps_iterator_end_to_end() {
 
 #[test]
 fn exhaustion_is_typed_and_final() {
-    let mut send = SendCipher::starting_at(KEY, Role::Dialer, u16::MAX, u64::MAX - 1);
-    let mut recv = RecvCipher::starting_at(KEY, Role::Dialer, u16::MAX, u64::MAX - 1);
+    let mut send = SendCipher::starting_at(&KEY, Role::Dialer, u16::MAX, u64::MAX - 1);
+    let mut recv = RecvCipher::starting_at(&KEY, Role::Dialer, u16::MAX, u64::MAX - 1);
     // The last two frames of the 2^80 go through.
     for _ in 0..2 {
         let mut f = sealed(&mut send, b"late");
@@ -189,8 +189,8 @@ proptest! {
     #[test]
     fn any_bodies_round_trip_in_order(bodies in proptest::collection::vec(
         proptest::collection::vec(any::<u8>(), 0..300), 1..8)) {
-        let mut send = SendCipher::new(KEY, Role::Dialer);
-        let mut recv = RecvCipher::new(KEY, Role::Dialer);
+        let mut send = SendCipher::new(&KEY, Role::Dialer);
+        let mut recv = RecvCipher::new(&KEY, Role::Dialer);
         for body in &bodies {
             let mut f = sealed(&mut send, body);
             prop_assert_eq!(f.len(), body.len() + TAG_LEN);
@@ -202,11 +202,36 @@ proptest! {
     #[test]
     fn any_single_bit_flip_fails(body in proptest::collection::vec(any::<u8>(), 0..100),
                                  bit in any::<usize>()) {
-        let mut send = SendCipher::new(KEY, Role::Dialer);
-        let mut recv = RecvCipher::new(KEY, Role::Dialer);
+        let mut send = SendCipher::new(&KEY, Role::Dialer);
+        let mut recv = RecvCipher::new(&KEY, Role::Dialer);
         let mut f = sealed(&mut send, &body);
         let bit = bit % (f.len() * 8);
         f[bit / 8] ^= 1 << (bit % 8);
         prop_assert_eq!(recv.open(&mut f), Err(CipherError::Authentication));
     }
+}
+
+/// Compiles only for types that promise to wipe their secrets when dropped.
+#[cfg(not(feature = "aws-lc-rs"))]
+fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+
+#[test]
+#[cfg(not(feature = "aws-lc-rs"))]
+fn cipher_halves_wipe_their_keys_on_drop() {
+    // The default backend keeps the key in `chacha20poly1305::ChaCha20Poly1305`, which wipes it
+    // on drop (its `zeroize` feature); aws-lc-rs's key schedule is out of this crate's reach.
+    assert_zeroize_on_drop::<SendCipher>();
+    assert_zeroize_on_drop::<RecvCipher>();
+}
+
+#[test]
+fn key_is_borrowed_and_stays_with_the_caller() {
+    // The constructors take the key by reference, so the caller's (zeroizing) buffer is the
+    // only copy outside the AEAD: no by-value copy is left behind on the stack.
+    let key = zeroize::Zeroizing::new(KEY);
+    let mut send = SendCipher::new(&key, Role::Dialer);
+    let mut recv = RecvCipher::new(&key, Role::Dialer);
+    let mut buf = sealed(&mut send, b"borrowed");
+    recv.open(&mut buf).unwrap();
+    assert_eq!(&buf[..], b"borrowed");
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::AddressPolicy;
+
 /// Configuration of a [`crate::Tracker`].
 ///
 /// Fields marked *must match* have to agree across the peers of one network.
@@ -36,11 +38,17 @@ pub struct Config {
     /// unknown (its bit goes back to 0) until a newer record arrives. Bootstrapper addresses are
     /// never marked unknown.
     pub max_failed_dials: NonZeroU32,
+    /// Which addresses other peers' records may advertise; a record whose address the policy
+    /// refuses is dropped ([`crate::Error::AddressRefused`]) and never dialed. Local policy
+    /// (need not match). `recommended` and `aggressive` refuse loopback and accept private
+    /// ranges (validators often run on private networks); `local` accepts loopback too.
+    pub address_policy: AddressPolicy,
 }
 
 impl Config {
     /// For production networks: up to 32 gossip records per answer (about 3.8 KiB with ed25519),
-    /// ping every 5 s, 10 s of clock skew, redials from 1 s up to 1 min.
+    /// ping every 5 s, 10 s of clock skew, redials from 1 s up to 1 min; records may advertise
+    /// public and private addresses, not loopback ([`AddressPolicy::recommended`]).
     pub fn recommended(namespace: impl Into<Bytes>) -> Self {
         Self {
             namespace: namespace.into(),
@@ -54,10 +62,12 @@ impl Config {
             dial_backoff_max: Duration::from_secs(60),
             dial_jitter: Duration::from_millis(500),
             max_failed_dials: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
+            address_policy: AddressPolicy::recommended(),
         }
     }
 
-    /// For fast test networks: ping every second, redials from 200 ms up to 5 s.
+    /// For fast test networks: ping every second, redials from 200 ms up to 5 s (the address
+    /// policy of `recommended`: the nodes are on several hosts).
     pub fn aggressive(namespace: impl Into<Bytes>) -> Self {
         Self {
             ping_interval: Duration::from_secs(1),
@@ -69,7 +79,8 @@ impl Config {
         }
     }
 
-    /// For a handful of processes on one machine: ping every 250 ms, redials from 50 ms.
+    /// For a handful of processes on one machine: ping every 250 ms, redials from 50 ms, and
+    /// loopback addresses accepted in records ([`AddressPolicy::local`]).
     pub fn local(namespace: impl Into<Bytes>) -> Self {
         Self {
             ping_interval: Duration::from_millis(250),
@@ -77,6 +88,7 @@ impl Config {
             dial_backoff_max: Duration::from_secs(1),
             dial_jitter: Duration::from_millis(20),
             max_failed_dials: NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN),
+            address_policy: AddressPolicy::local(),
             ..Self::recommended(namespace)
         }
     }

@@ -1,6 +1,10 @@
 //! Typed errors of the discovery crate.
 
+use std::net::SocketAddr;
+
 use p2p_identity::{KeyError, SignatureError};
+
+use crate::AddressRefusal;
 
 /// Why the bytes of a `Peer.socket` field are not a dialable socket address.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +98,16 @@ pub enum Error {
     /// A record's socket field is malformed (fatal).
     #[error("peer record socket is malformed: {0}")]
     MalformedSocket(SocketError),
+    /// A record's well-formed address is refused by the configured
+    /// [`crate::AddressPolicy`] (not fatal: the record may be genuinely signed by its owner and
+    /// merely relayed by the sender; it is dropped, never stored, gossiped or dialed).
+    #[error("peer record address {socket} refused by the address policy: {reason}")]
+    AddressRefused {
+        /// The advertised address.
+        socket: SocketAddr,
+        /// Which rule refused it.
+        reason: AddressRefusal,
+    },
     /// A record's timestamp lies further in the future than the allowed clock skew (not fatal:
     /// clocks may differ; the record is dropped and may be accepted later).
     #[error("peer record timestamp {timestamp} is more than {max_skew_ms} ms after now ({now})")]
@@ -174,6 +188,13 @@ mod tests {
         assert!(Error::MalformedSocket(SocketError::Empty).is_fatal());
         assert!(!Error::UnknownIndex { index: 1 }.is_fatal());
         assert!(!Error::UnauthorizedSigner.is_fatal());
+        assert!(
+            !Error::AddressRefused {
+                socket: "127.0.0.1:1".parse().unwrap(),
+                reason: AddressRefusal::Loopback
+            }
+            .is_fatal()
+        );
         assert!(
             !Error::FutureTimestamp {
                 timestamp: 2,

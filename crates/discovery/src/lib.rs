@@ -44,13 +44,18 @@
 //!   describes, over an explicit byte layout with the prefix [`_P2P_DISCOVERY_PEER_RECORD`] in
 //!   the configured namespace. The socket encoding is in [`socket`]. A record replaces the
 //!   stored one only if its timestamp is strictly newer; records too far in the future are
-//!   dropped.
+//!   dropped, and so are records whose address the configured [`AddressPolicy`] refuses
+//!   ([`address`]: never unspecified, multicast, broadcast or port 0; loopback and private
+//!   ranges as configured).
 //! - **Gossip.** On a vector we answer with up to `max_gossip_records` random records that we
 //!   know and the sender lacks, preferring peers we are connected to (their addresses are
 //!   proven), or nothing.
 //! - **Dials.** Known, not connected peers are dialed at once, then with exponential backoff
 //!   and jitter after failures; after `max_failed_dials` consecutive failures the address is
-//!   stale (bit 0, not dialed, not gossiped) until a newer record arrives. Bootstrappers are
+//!   stale (bit 0, not dialed, not gossiped) until a newer record arrives. A newer record with
+//!   the *same* address keeps the failure count and the redial time (it clears only the stale
+//!   mark), so re-signing a record cannot reset the backoff; a new address starts afresh.
+//!   Bootstrappers are
 //!   always dialed while not connected. Two connections between the same peers resolve with
 //!   [`resolve_duplicate`]: the one dialed by the smaller key wins.
 //!
@@ -66,11 +71,13 @@
 //! anything but the configured limits.
 //!
 //! Does not provide: proof that a signed address really belongs to its signer (a peer may
-//! advertise any address, e.g. a victim's, but that address is dialed only with backoff, and
-//! the handshake then fails on the wrong key); protection against an authorized peer that
+//! advertise any public address the policy accepts, e.g. a victim's, but that address is
+//! dialed only with a backoff that newer records of the same address do not reset, and the
+//! handshake then fails on the wrong key); protection against an authorized peer that
 //! withholds records; freshness of a record beyond its timestamp (an old record of a peer that
 //! moved stays until a newer one arrives or dials to it fail).
 
+pub mod address;
 mod config;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -80,6 +87,7 @@ pub mod simulation;
 pub mod socket;
 mod tracker;
 
+pub use address::{AddressPolicy, AddressRefusal};
 pub use config::Config;
 pub use error::{Error, SocketError};
 pub use record::{

@@ -48,13 +48,16 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// `nodes` nodes, 10% churn, [`Config::recommended`] with a 1 s ping interval.
+    /// `nodes` nodes, 10% churn, [`Config::recommended`] with a 1 s ping interval (and
+    /// [`crate::AddressPolicy::local`], as the simulated addresses are on loopback).
     pub fn new(nodes: usize) -> Self {
         let mut tracker = Config::recommended(&b"_P2P_DISCOVERY_SIMULATION"[..]);
         tracker.ping_interval = Duration::from_secs(1);
         tracker.dial_backoff_base = Duration::from_secs(1);
         tracker.dial_jitter = Duration::from_millis(200);
         tracker.max_failed_dials = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN);
+        // The simulated addresses are loopback placeholders (never dialed for real).
+        tracker.address_policy = crate::AddressPolicy::local();
         Self {
             nodes,
             max_rounds: 64,

@@ -108,7 +108,7 @@ pub struct PeersOutcome {
     /// signature check was spent on them).
     pub ignored: usize,
     /// Records dropped for a non-fatal reason ([`Error::UnauthorizedSigner`],
-    /// [`Error::FutureTimestamp`]).
+    /// [`Error::AddressRefused`], [`Error::FutureTimestamp`]).
     pub dropped: Vec<Error>,
 }
 
@@ -589,10 +589,12 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// handshake, or a gossip answer).
     ///
     /// Each record is checked, cheapest first: signature field present, key well-formed and
-    /// authorized, socket well-formed, timestamp not beyond `max_clock_skew` after `now_ms`,
-    /// newer than the stored record (equal or older ones are ignored without a signature
-    /// check), and only then the signature. An accepted record replaces the stored one and
-    /// clears the address's failure count and stale mark.
+    /// authorized, socket well-formed, address accepted by the configured
+    /// [`crate::AddressPolicy`] (else dropped), timestamp not beyond `max_clock_skew` after
+    /// `now_ms`, newer than the stored record (equal or older ones are ignored without a
+    /// signature check), and only then the signature. An accepted record replaces the stored
+    /// one and clears the stale mark; a changed address also clears the failure count and the
+    /// redial delay, the same address keeps them.
     ///
     /// Errors (the whole message, processing stops; records before the bad one stay applied):
     /// [`Error::UnauthorizedSender`], [`Error::TooManyRecords`] (checked before any record),
@@ -705,6 +707,12 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             return Err(Error::UnauthorizedSigner);
         };
         let socket = decode_socket(&peer.socket).map_err(Error::MalformedSocket)?;
+        if Some(u) != self.self_slot {
+            self.config
+                .address_policy
+                .check(&socket)
+                .map_err(|reason| Error::AddressRefused { socket, reason })?;
+        }
         let max_skew_ms = ms(self.config.max_clock_skew);
         if peer.timestamp > now_ms.saturating_add(max_skew_ms) {
             return Err(Error::FutureTimestamp {
@@ -732,15 +740,24 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         )))
     }
 
+    /// Stores a newer record. A new address is dialed at once with a fresh failure count; the
+    /// same address keeps its failure count and redial time (only the stale mark is cleared),
+    /// so that re-signing a record never resets the backoff of an address that keeps failing.
     fn store_record(&mut self, u: usize, record: Arc<VerifiedRecord>) {
         let slot = &mut self.slots[u];
         if !slot.known() {
             self.bits_dirty = true;
         }
+        let same_address = slot
+            .record
+            .as_ref()
+            .is_some_and(|old| old.socket() == record.socket());
         slot.record = Some(record);
         slot.flags &= !STALE;
-        slot.failures = 0;
-        slot.next_dial_ms = 0;
+        if !same_address {
+            slot.failures = 0;
+            slot.next_dial_ms = 0;
+        }
     }
 
     /// Validates one record and stores it if newer. `Ok(true)` if stored.
@@ -915,6 +932,25 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     pub fn is_authorized(&self, key: &V) -> bool {
         let (slot, boot) = self.locate(key);
         slot.is_some() || boot.is_some()
+    }
+
+    /// The authorized key (see [`Tracker::is_authorized`]) whose canonical encoding is `bytes`,
+    /// found by comparing bytes, without parsing them: the handshake's authorizer looks up a
+    /// dialer's claimed key with it before spending any curve arithmetic on it.
+    pub fn authorized_key(&self, bytes: &[u8]) -> Option<&V> {
+        if bytes == self.me.as_bytes() {
+            return None;
+        }
+        self.union
+            .binary_search_by(|k| k.as_bytes().cmp(bytes))
+            .ok()
+            .map(|u| &self.union[u])
+            .or_else(|| {
+                self.boots
+                    .iter()
+                    .find(|b| b.key.as_bytes() == bytes)
+                    .map(|b| &b.key)
+            })
     }
 
     /// Whether we consider `key` connected.

@@ -45,6 +45,8 @@ fn tracker_memory_10000() {
     let before = rss();
     let mut config = Config::recommended(NS);
     config.max_peer_set_size = NonZeroUsize::new(N as usize).unwrap();
+    // The records advertise loopback addresses.
+    config.address_policy = p2p_discovery::AddressPolicy::local();
     let addr = SocketAddr::from(([127, 0, 0, 1], 9000));
     let mut t = Tracker::with_signer(config, &signers[0], addr, NOW, vec![]).unwrap();
     t.handle_peer_set(1, keys.clone()).unwrap();

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_discovery::{
-    Config, Error, KeepConnection, SocketError, Tracker, resolve_duplicate, sign_record,
+    AddressPolicy, AddressRefusal, Config, Error, KeepConnection, SocketError, Tracker,
+    resolve_duplicate, sign_record,
 };
 use p2p_identity::{KeyError, SignatureError, Signer, Verifier, bls12381, ed25519};
 use p2p_proto::{BitVec, Peer, Peers};
@@ -41,6 +42,8 @@ fn config() -> Config {
     c.max_failed_dials = NonZeroU32::new(3).unwrap();
     c.max_clock_skew = Duration::from_secs(5);
     c.ping_interval = Duration::from_secs(1);
+    // Every address of these tests is on loopback.
+    c.address_policy = AddressPolicy::local();
     c
 }
 
@@ -749,4 +752,167 @@ fn wire_record_round_trips() {
         .unwrap()
         .unwrap();
     assert!(answer.peers.contains(&p));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Address policy, and the backoff of an address across newer records
+// ---------------------------------------------------------------------------------------------
+
+/// A tracker for key 0 with `policy`, tracking keys 0..10 at index 7.
+fn with_policy(policy: AddressPolicy) -> Tracker<Key> {
+    let mut c = config();
+    c.address_policy = policy;
+    let mut t = Tracker::with_signer(c, &signer(0), addr(1000), NOW, vec![]).unwrap();
+    t.handle_peer_set(7, (0..10).map(key).collect()).unwrap();
+    t
+}
+
+#[test]
+fn records_with_refused_addresses_are_dropped_and_never_dialed() {
+    let refused: [(AddressPolicy, &str, AddressRefusal); 9] = [
+        (
+            AddressPolicy::local(),
+            "224.0.0.1:9000",
+            AddressRefusal::Multicast,
+        ),
+        (
+            AddressPolicy::local(),
+            "[ff02::1]:9000",
+            AddressRefusal::Multicast,
+        ),
+        (
+            AddressPolicy::local(),
+            "255.255.255.255:9000",
+            AddressRefusal::Broadcast,
+        ),
+        (
+            AddressPolicy::local(),
+            "0.1.2.3:9000",
+            AddressRefusal::Unspecified,
+        ),
+        (
+            AddressPolicy::recommended(),
+            "127.0.0.1:9000",
+            AddressRefusal::Loopback,
+        ),
+        (
+            AddressPolicy::recommended(),
+            "[::1]:9000",
+            AddressRefusal::Loopback,
+        ),
+        (
+            AddressPolicy::recommended(),
+            "[::ffff:127.0.0.1]:9000",
+            AddressRefusal::Loopback,
+        ),
+        (
+            AddressPolicy::public_only(),
+            "192.168.1.10:9000",
+            AddressRefusal::Private,
+        ),
+        (
+            AddressPolicy::public_only(),
+            "[fe80::1]:9000",
+            AddressRefusal::Private,
+        ),
+    ];
+    for (policy, socket, reason) in refused {
+        let mut t = with_policy(policy);
+        let socket: SocketAddr = socket.parse().unwrap();
+        // Relayed by key 1, signed by key 2: dropped, not fatal (the connection stays).
+        let o = t
+            .handle_peers(&key(1), one(sign_record(&signer(2), NS, socket, NOW)), NOW)
+            .unwrap();
+        assert_eq!(o.accepted, 0, "{socket}");
+        assert_eq!(o.dropped, vec![Error::AddressRefused { socket, reason }]);
+        assert!(!o.dropped[0].is_fatal());
+        // The owner sending it itself: the same.
+        let o = t
+            .handle_peers(&key(2), one(sign_record(&signer(2), NS, socket, NOW)), NOW)
+            .unwrap();
+        assert_eq!(o.dropped.len(), 1, "{socket}");
+        // Through the two-step path too.
+        let plan = t
+            .plan_peers(&key(1), one(sign_record(&signer(2), NS, socket, NOW)), NOW)
+            .unwrap();
+        assert!(plan.candidates.is_empty());
+        assert_eq!(plan.dropped, vec![Error::AddressRefused { socket, reason }]);
+        assert!(t.record(&key(2)).is_none());
+        assert!(
+            t.poll_dials(NOW + 1_000_000).is_empty(),
+            "{socket} was dialed"
+        );
+    }
+}
+
+#[test]
+fn refused_newer_record_keeps_the_stored_one() {
+    let mut t = with_policy(AddressPolicy::recommended());
+    let good: SocketAddr = "10.0.0.2:9000".parse().unwrap();
+    let o = t
+        .handle_peers(&key(1), one(sign_record(&signer(2), NS, good, NOW)), NOW)
+        .unwrap();
+    assert_eq!(o.accepted, 1);
+    let bad: SocketAddr = "127.0.0.1:22".parse().unwrap();
+    let o = t
+        .handle_peers(&key(1), one(sign_record(&signer(2), NS, bad, NOW + 1)), NOW)
+        .unwrap();
+    assert_eq!(o.accepted, 0);
+    assert_eq!(t.record(&key(2)).unwrap().socket(), good);
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), good)]);
+}
+
+#[test]
+fn newer_record_with_the_same_address_keeps_the_backoff() {
+    let (mut t, _) = ten();
+    let mut r = rng();
+    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
+        .unwrap();
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002))]);
+    t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
+    // A re-signed record of the same address (a newer timestamp) does not make the address
+    // due again: the first redial is still 100 ms (+ < 10 ms jitter) after the failure.
+    let o = t
+        .handle_peers(&key(1), one(record(2, 2002, NOW + 1)), NOW + 1)
+        .unwrap();
+    assert_eq!(o.accepted, 1);
+    assert!(t.poll_dials(NOW + 1).is_empty(), "backoff was reset");
+    assert!(t.poll_dials(NOW + 99).is_empty());
+    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002))]);
+    // The failure count is kept too: the second failure doubles the delay (200 ms).
+    t.handle_dial_failed(&key(2), NOW + 110, &mut r).unwrap();
+    t.handle_peers(&key(1), one(record(2, 2002, NOW + 2)), NOW + 110)
+        .unwrap();
+    assert!(t.poll_dials(NOW + 110 + 199).is_empty());
+    assert_eq!(t.poll_dials(NOW + 110 + 210), vec![(key(2), addr(2002))]);
+    // Third failure: stale. A newer record of the same address revives the bit, but one more
+    // failure makes it stale again at once (the count was not reset).
+    t.handle_dial_failed(&key(2), NOW + 320, &mut r).unwrap();
+    assert!(t.record(&key(2)).is_none());
+    t.handle_peers(&key(1), one(record(2, 2002, NOW + 3)), NOW + 320)
+        .unwrap();
+    assert!(t.record(&key(2)).is_some());
+    assert!(
+        t.poll_dials(NOW + 320 + 399).is_empty(),
+        "backoff was reset"
+    );
+    assert_eq!(t.poll_dials(NOW + 320 + 410), vec![(key(2), addr(2002))]);
+    t.handle_dial_failed(&key(2), NOW + 730, &mut r).unwrap();
+    assert!(t.record(&key(2)).is_none());
+}
+
+#[test]
+fn newer_record_with_a_new_address_resets_the_backoff() {
+    let (mut t, _) = ten();
+    let mut r = rng();
+    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
+        .unwrap();
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002))]);
+    t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
+    t.handle_peers(&key(1), one(record(2, 2003, NOW + 1)), NOW + 1)
+        .unwrap();
+    assert_eq!(t.poll_dials(NOW + 1), vec![(key(2), addr(2003))]);
+    // And the count starts again: the next failure waits the base delay only.
+    t.handle_dial_failed(&key(2), NOW + 1, &mut r).unwrap();
+    assert_eq!(t.poll_dials(NOW + 1 + 110), vec![(key(2), addr(2003))]);
 }

@@ -7,6 +7,11 @@
 //! error instead of growing the buffer. One-shot decompression decodes into the output buffer
 //! itself, so the decoder allocates no window for attacker-chosen window sizes either.
 //!
+//! Only frames of the current zstd format (magic number [`ZSTD_MAGIC`]) are accepted: the
+//! workspace builds zstd without its `legacy` feature, so the v0.1-v0.7 decoders are not even
+//! linked, and [`decompress`] refuses every other magic number (legacy and skippable frames
+//! with [`CompressError::UnsupportedFrame`]) before zstd looks at the input.
+//!
 //! Compression and decompression contexts are cached per thread (created on first use), so a
 //! small message does not pay for context setup.
 
@@ -31,6 +36,14 @@ pub enum CompressError {
     /// The input is not a sequence of zstd frames (peer misbehaviour, fatal).
     #[error("malformed zstd input")]
     Malformed,
+    /// A frame starts with the magic number of a zstd format that is refused: a legacy
+    /// (v0.1-v0.7) frame or a skippable frame (peer misbehaviour, fatal). Any other magic
+    /// number is [`CompressError::Malformed`].
+    #[error("zstd frame with magic number {magic:#010x} is a legacy or skippable frame")]
+    UnsupportedFrame {
+        /// The first four bytes of the frame, little-endian.
+        magic: u32,
+    },
     /// A frame does not declare its decompressed size (peer misbehaviour, fatal).
     #[error("zstd frame without a declared content size")]
     UnknownContentSize,
@@ -51,6 +64,10 @@ pub enum CompressError {
     #[error("zstd context allocation failed")]
     OutOfMemory,
 }
+
+/// The magic number of a current zstd frame (RFC 8878), little-endian on the wire. Every frame
+/// that [`decompress`] accepts starts with it.
+pub const ZSTD_MAGIC: u32 = 0xfd2f_b528;
 
 /// zstd's name for `ZSTD_error_dstSize_tooSmall` (the error code enum needs `unsafe` FFI to read,
 /// the name does not; the bomb tests fail if zstd ever renames it).
@@ -160,6 +177,18 @@ fn declared_size(mut data: &[u8]) -> Result<u64, CompressError> {
     }
     let mut total: u64 = 0;
     while !data.is_empty() {
+        // Only the current format: the library is built without its legacy decoders, and this
+        // check also refuses skippable frames and keeps the error precise.
+        let Some(magic) = data.first_chunk::<4>().map(|m| u32::from_le_bytes(*m)) else {
+            return Err(CompressError::Malformed);
+        };
+        if magic != ZSTD_MAGIC {
+            return Err(if is_legacy_or_skippable(magic) {
+                CompressError::UnsupportedFrame { magic }
+            } else {
+                CompressError::Malformed
+            });
+        }
         let size = match zstd_safe::get_frame_content_size(data) {
             Ok(Some(size)) => size,
             Ok(None) => return Err(CompressError::UnknownContentSize),
@@ -174,6 +203,14 @@ fn declared_size(mut data: &[u8]) -> Result<u64, CompressError> {
         data = &data[frame_len..];
     }
     Ok(total)
+}
+
+/// Magic numbers of the zstd v0.1 (`0x1EB52FFD`) to v0.7 (`0xFD2FB522..=0xFD2FB527`) formats
+/// and of skippable frames (`0x184D2A50..=0x184D2A5F`).
+fn is_legacy_or_skippable(magic: u32) -> bool {
+    magic == 0x1eb5_2ffd
+        || (0xfd2f_b522..=0xfd2f_b527).contains(&magic)
+        || magic & 0xffff_fff0 == 0x184d_2a50
 }
 
 fn zstd_error(code: usize) -> CompressError {

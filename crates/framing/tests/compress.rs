@@ -156,3 +156,55 @@ fn malformed_input_is_refused() {
         assert_eq!(out.len(), 5000);
     }
 }
+
+/// A complete, valid frame of the legacy zstd v0.7 format that decodes to `hello` with a
+/// decoder built with legacy support: magic `0xFD2FB527` (little-endian), frame header
+/// descriptor `0x20` (single segment, 1-byte content size, no dictionary id, no checksum),
+/// content size 5, one raw block of 5 bytes (`0x40 0x00 0x05`), the end block (`0xC0 0 0`).
+const LEGACY_V07_HELLO: [u8; 17] = [
+    0x27, 0xb5, 0x2f, 0xfd, // v0.7 magic
+    0x20, // frame header descriptor
+    0x05, // frame content size
+    0x40, 0x00, 0x05, // raw block, 5 bytes
+    b'h', b'e', b'l', b'l', b'o', //
+    0xc0, 0x00, 0x00, // end of frame
+];
+
+#[test]
+fn legacy_v07_frame_is_refused() {
+    assert_eq!(
+        decompress(&LEGACY_V07_HELLO, 100),
+        Err(CompressError::UnsupportedFrame { magic: 0xfd2f_b527 })
+    );
+    // Also after a valid current frame: every frame of the input is checked.
+    let current = compress(b"hi", 3).unwrap();
+    let both = [&current[..], &LEGACY_V07_HELLO[..]].concat();
+    assert_eq!(
+        decompress(&both, 100),
+        Err(CompressError::UnsupportedFrame { magic: 0xfd2f_b527 })
+    );
+}
+
+#[test]
+fn zstd_library_is_built_without_legacy_decoders() {
+    // Below `decompress`'s own magic check: the library itself must not decode the frame, so
+    // no legacy decoder is linked in (the workspace builds zstd without default features).
+    let mut out = Vec::with_capacity(100);
+    let mut dctx = zstd::zstd_safe::DCtx::create();
+    assert!(
+        dctx.decompress(&mut out, &LEGACY_V07_HELLO[..]).is_err(),
+        "the legacy frame decoded to {out:?}"
+    );
+}
+
+#[test]
+fn skippable_frames_are_refused() {
+    // A skippable frame (magic 0x184D2A50..=0x184D2A5F) of 3 bytes, then a current frame.
+    let skippable = [0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3];
+    let current = compress(b"hi", 3).unwrap();
+    let both = [&skippable[..], &current[..]].concat();
+    assert_eq!(
+        decompress(&both, 100),
+        Err(CompressError::UnsupportedFrame { magic: 0x184d_2a50 })
+    );
+}

@@ -35,10 +35,12 @@
 //! - Time (`now_ms`, milliseconds since the Unix epoch) and randomness (the ephemeral key) are
 //!   arguments, so every test is deterministic.
 //! - The dialee runs the cheap checks first, in this order: message size and every field's
-//!   length; recipient is me; namespace tag; dialer is not me; timestamp window; the dialer's
-//!   key parses; the authorizer (authorized, not blocked, not already connected). Only then
-//!   does it parse and verify the signature and compute x25519. The dialer checks the answer
-//!   in the same order, with "sender is the key I dialed" in place of the authorizer.
+//!   length; recipient is me; namespace tag; dialer is not me; timestamp window; the
+//!   authorizer (authorized, not blocked, not already connected) on the dialer's **raw key
+//!   bytes**. Only then does it parse the dialer's key (for BLS: point decompression and
+//!   subgroup check), parse and verify the signature and compute x25519, so a stranger's key
+//!   costs no curve arithmetic. The dialer checks the answer in the same order, with "sender
+//!   is the key I dialed" (a byte comparison) in place of the authorizer.
 //! - **Namespace mismatch.** The namespace is mixed into every signature (and the
 //!   transcript), so a peer on another network could only fail with a bad signature. To give a
 //!   distinct [`HandshakeError::NetworkMismatch`] cheaply, each message starts with an 8-byte

@@ -192,8 +192,9 @@ where
 
 /// Accepts: runs the dialee's side of the handshake on `stream` within [`Config::deadline`].
 ///
-/// `authorize` is called with the dialer's key after the cheap checks and before any
-/// signature verification; it refuses unknown, blocked and already-connected peers. The
+/// `authorize` is called with the dialer's claimed key bytes (not yet parsed, see
+/// [`Dialee::handle_hello`]) after the cheap checks and before the key is parsed or any
+/// signature verified; it refuses unknown, blocked and already-connected peers. The
 /// connection is returned only after the dialer's key confirmation opened.
 pub async fn accept<T, S, A>(
     stream: T,
@@ -204,7 +205,7 @@ pub async fn accept<T, S, A>(
 where
     T: AsyncRead + AsyncWrite + Unpin,
     S: Signer,
-    A: FnOnce(&S::PublicKey) -> Result<(), Refusal>,
+    A: FnOnce(&[u8]) -> Result<(), Refusal>,
 {
     ::tokio::time::timeout(cfg.deadline, accept_inner(stream, signer, authorize, cfg))
         .await
@@ -220,7 +221,7 @@ async fn accept_inner<T, S, A>(
 where
     T: AsyncRead + AsyncWrite + Unpin,
     S: Signer,
-    A: FnOnce(&S::PublicKey) -> Result<(), Refusal>,
+    A: FnOnce(&[u8]) -> Result<(), Refusal>,
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let hello = ::tokio::time::timeout(

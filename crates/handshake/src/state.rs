@@ -5,8 +5,8 @@ use p2p_cipher::{RecvCipher, Role, SendCipher};
 use p2p_identity::{Signature, Signer, Verifier};
 use rand::CryptoRng;
 use subtle::ConstantTimeEq;
-use x25519_dalek::{PublicKey as XPublic, StaticSecret};
-use zeroize::Zeroizing;
+use x25519_dalek::{PublicKey as XPublic, SharedSecret, StaticSecret};
+use zeroize::ZeroizeOnDrop;
 
 use crate::wire::{
     self, _P2P_HANDSHAKE_ANSWER, _P2P_HANDSHAKE_CONFIRM, _P2P_HANDSHAKE_HELLO, CONFIRMATION_LEN,
@@ -27,25 +27,49 @@ pub struct Established<P> {
     pub recv: RecvCipher,
 }
 
-/// A fresh ephemeral x25519 key pair from `rng`.
+/// Our RNG (rand 0.9's traits) seen through the RNG traits of x25519-dalek (rand_core 0.10), so
+/// the secret's 32 random bytes are written straight into the [`StaticSecret`] being built,
+/// with no copy of them in this crate.
+struct X25519Rng<'a, R: ?Sized>(&'a mut R);
+
+impl<R: CryptoRng + ?Sized> rand_core_x25519::TryRng for X25519Rng<'_, R> {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.0.next_u32())
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.0.next_u64())
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.0.fill_bytes(dst);
+        Ok(())
+    }
+}
+
+impl<R: CryptoRng + ?Sized> rand_core_x25519::TryCryptoRng for X25519Rng<'_, R> {}
+
+/// A fresh ephemeral x25519 key pair from `rng` (32 bytes of `rng`, as before: the same
+/// vectors).
 fn ephemeral<R: CryptoRng + ?Sized>(rng: &mut R) -> (StaticSecret, [u8; EPHEMERAL_LEN]) {
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    rng.fill_bytes(bytes.as_mut());
-    let secret = StaticSecret::from(*bytes);
+    let secret = StaticSecret::random_from_rng(&mut X25519Rng(rng));
     let public = XPublic::from(&secret).to_bytes();
     (secret, public)
 }
 
-/// x25519 with the peer's ephemeral key, refusing an all-zero (non-contributory) result.
+/// x25519 with the peer's ephemeral key, refusing an all-zero (non-contributory) result. The
+/// result stays in x25519-dalek's [`SharedSecret`], which wipes itself on drop.
 fn exchange(
     secret: &StaticSecret,
     peer_ephemeral: &[u8; EPHEMERAL_LEN],
-) -> Result<Zeroizing<[u8; 32]>, HandshakeError> {
+) -> Result<SharedSecret, HandshakeError> {
     let shared = secret.diffie_hellman(&XPublic::from(*peer_ephemeral));
     if !shared.was_contributory() {
         return Err(HandshakeError::NonContributory);
     }
-    Ok(Zeroizing::new(shared.to_bytes()))
+    Ok(shared)
 }
 
 /// The dialer after sending its first message; expects the dialee's answer.
@@ -142,9 +166,9 @@ impl<P: Verifier> Dialer<P> {
         self.expected.verify(&self.namespace, &signed, &signature)?;
         let shared = exchange(&self.secret, &msg.ephemeral)?;
         let transcript = wire::transcript_hash(&self.namespace, &self.hello, answer);
-        let keys = wire::derive_keys(&transcript, &shared);
-        let mut send = SendCipher::new(*keys.dialer_to_dialee, Role::Dialer);
-        let recv = RecvCipher::new(*keys.dialee_to_dialer, Role::Dialee);
+        let keys = wire::derive_keys(&transcript, shared.as_bytes());
+        let mut send = SendCipher::new(&keys.dialer_to_dialee, Role::Dialer);
+        let recv = RecvCipher::new(&keys.dialee_to_dialer, Role::Dialee);
         let mut confirmation = BytesMut::with_capacity(CONFIRMATION_LEN);
         confirmation.extend_from_slice(_P2P_HANDSHAKE_CONFIRM);
         // A fresh cipher is at sequence 0 of iterator 0: sealing cannot be exhausted, and the
@@ -167,6 +191,9 @@ impl<P: Verifier> Dialer<P> {
     }
 }
 
+/// The only secret, the ephemeral x25519 secret, is a [`StaticSecret`], which wipes itself.
+impl<P: Verifier> ZeroizeOnDrop for Dialer<P> {}
+
 impl<P: Verifier> std::fmt::Debug for Dialer<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dialer")
@@ -183,10 +210,17 @@ impl Dialee {
     /// Handles the dialer's first message (one frame body).
     ///
     /// Checks, in order, cheapest first: size and field lengths; recipient is me; namespace
-    /// tag ([`HandshakeError::NetworkMismatch`]); dialer is not me; timestamp window; the
-    /// dialer's key parses; `authorize` (authorized, not blocked, not already connected);
-    /// only then the signature and x25519. On success returns the state awaiting the
-    /// dialer's key confirmation and the answer body to send.
+    /// tag ([`HandshakeError::NetworkMismatch`]); dialer is not me; timestamp window;
+    /// `authorize` (authorized, not blocked, not already connected); only then the dialer's
+    /// key parses (point decompression and subgroup check), the signature and x25519. On
+    /// success returns the state awaiting the dialer's key confirmation and the answer body to
+    /// send.
+    ///
+    /// `authorize` gets the dialer's claimed key as raw bytes of the scheme's key length
+    /// ([`Verifier::LEN`]), **not yet parsed**: it must compare them with the canonical
+    /// encodings ([`Verifier::as_bytes`]) of the keys it knows, so that an unknown key is
+    /// refused before any curve arithmetic is spent on it. Bytes that equal a known key's
+    /// encoding are that key's canonical encoding and parse.
     pub fn handle_hello<S, R, A>(
         cfg: &Config,
         signer: &S,
@@ -198,7 +232,7 @@ impl Dialee {
     where
         S: Signer,
         R: CryptoRng + ?Sized,
-        A: FnOnce(&S::PublicKey) -> Result<(), Refusal>,
+        A: FnOnce(&[u8]) -> Result<(), Refusal>,
     {
         let me = signer.public_key();
         let msg = wire::parse::<S::PublicKey>(hello)?;
@@ -213,8 +247,10 @@ impl Dialee {
             return Err(HandshakeError::SelfConnection);
         }
         wire::check_timestamp(cfg.max_past_ms, cfg.max_future_ms, msg.timestamp, now_ms)?;
+        // Authorize on the raw bytes first: parsing a BLS key costs a point decompression and a
+        // subgroup check, which an unauthenticated stranger must not get for free.
+        authorize(&msg.sender).map_err(HandshakeError::Refused)?;
         let dialer = S::PublicKey::from_bytes(&msg.sender)?;
-        authorize(&dialer).map_err(HandshakeError::Refused)?;
         let signature =
             <<S::PublicKey as Verifier>::Signature as Signature>::from_bytes(&msg.signature)?;
         let signed = wire::signed_bytes(
@@ -246,11 +282,11 @@ impl Dialee {
             answer_sig.as_bytes(),
         );
         let transcript = wire::transcript_hash(&cfg.namespace, hello, &answer);
-        let keys = wire::derive_keys(&transcript, &shared);
+        let keys = wire::derive_keys(&transcript, shared.as_bytes());
         let state = AwaitingConfirmation {
             peer: dialer,
-            send: SendCipher::new(*keys.dialee_to_dialer, Role::Dialee),
-            recv: RecvCipher::new(*keys.dialer_to_dialee, Role::Dialer),
+            send: SendCipher::new(&keys.dialee_to_dialer, Role::Dialee),
+            recv: RecvCipher::new(&keys.dialer_to_dialee, Role::Dialer),
         };
         Ok((state, answer))
     }

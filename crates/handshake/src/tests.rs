@@ -16,7 +16,7 @@ fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
 
-fn allow<P>(_: &P) -> Result<(), Refusal> {
+fn allow(_: &[u8]) -> Result<(), Refusal> {
     Ok(())
 }
 
@@ -107,14 +107,65 @@ fn unauthorized_blocked_and_connected_dialers_are_refused_before_verification() 
         for msg in [&hello, &broken] {
             let mut seen = None;
             let err = Dialee::handle_hello(&cfg(), &e, msg, NOW, &mut rng(1), |k| {
-                seen = Some(k.clone());
+                seen = Some(k.to_vec());
                 Err(refusal.clone())
             })
             .unwrap_err();
             assert_eq!(err, HandshakeError::Refused(refusal.clone()));
-            assert_eq!(seen, Some(d.public_key()));
+            assert_eq!(seen.as_deref(), Some(d.public_key().as_bytes()));
         }
     }
+}
+
+/// 48 bytes with the compression flag set whose x coordinate is above the field modulus: no
+/// BLS12-381 G1 point has this encoding, so parsing it would fail with an invalid key.
+fn bls_key_bytes_that_are_no_point() -> Vec<u8> {
+    let mut bytes = vec![0xff_u8; 48];
+    bytes[0] = 0x9f; // compressed, not infinity, sign 0, x = 2^381 - 1 > p
+    bytes
+}
+
+#[test]
+fn unauthorized_bls_key_is_refused_before_any_curve_math() {
+    let (d, e) = (
+        bls12381::PrivateKey::insecure_from_seed(1),
+        bls12381::PrivateKey::insecure_from_seed(2),
+    );
+    let (_, hello) = Dialer::new(&cfg(), &d, e.public_key(), NOW, &mut rng(1));
+    let mut p = wire::parse::<bls12381::PublicKey>(&hello).unwrap();
+    let junk = bls_key_bytes_that_are_no_point();
+    assert!(bls12381::PublicKey::from_bytes(&junk).is_err());
+    p.sender = junk.into();
+    let forged = wire::encode(
+        &p.ns_tag,
+        &p.recipient,
+        &p.ephemeral,
+        p.timestamp,
+        &p.sender,
+        &p.signature,
+    );
+    // The authorizer runs on the raw bytes before the key is decompressed: an unknown key is
+    // refused as unauthorized, not as an invalid point (which would mean the parse ran first).
+    let mut calls = 0;
+    let err = Dialee::handle_hello(&cfg(), &e, &forged, NOW, &mut rng(1), |_| {
+        calls += 1;
+        Err(Refusal::NotAuthorized)
+    })
+    .unwrap_err();
+    assert_eq!(err, HandshakeError::Refused(Refusal::NotAuthorized));
+    assert_eq!(calls, 1);
+    // An authorizer that lets any bytes through (the facade's never does): the parse still
+    // runs after it and refuses the bytes.
+    assert_eq!(
+        Dialee::handle_hello(&cfg(), &e, &forged, NOW, &mut rng(1), allow).unwrap_err(),
+        HandshakeError::InvalidKey(p2p_identity::KeyError::NonCanonical)
+    );
+    // A genuine but unknown key: refused the same way.
+    let err = Dialee::handle_hello(&cfg(), &e, &hello, NOW, &mut rng(1), |_| {
+        Err(Refusal::NotAuthorized)
+    })
+    .unwrap_err();
+    assert_eq!(err, HandshakeError::Refused(Refusal::NotAuthorized));
 }
 
 #[test]
@@ -306,7 +357,8 @@ fn truncated_oversized_and_garbage_messages_are_refused() {
 fn invalid_dialer_key_is_refused() {
     let (d, e) = keys();
     let (_, hello) = hello_from(&d, &e, &cfg(), NOW);
-    // The identity point is a 32-byte string that is not an acceptable ed25519 key.
+    // The identity point is a 32-byte string that is not an acceptable ed25519 key; the
+    // authorizer here accepts any bytes, so the parse after it is what refuses.
     let mut identity = [0u8; 32];
     identity[0] = 1;
     let bad = reencode(&hello, |p| p.sender = identity.to_vec().into());
@@ -450,4 +502,41 @@ proptest! {
         let (dialer, _) = hello_from(&d, &e, &cfg(), NOW);
         prop_assert!(dialer.handle_answer(&data, NOW).is_err());
     }
+}
+
+/// Compiles only for types that promise to wipe their secrets when dropped.
+fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+
+#[test]
+fn handshake_secrets_are_zeroize_on_drop() {
+    // The ephemeral secret, the x25519 output, the HKDF pseudorandom key and the two traffic
+    // keys all live in types that wipe themselves.
+    assert_zeroize_on_drop::<x25519_dalek::StaticSecret>();
+    assert_zeroize_on_drop::<x25519_dalek::SharedSecret>();
+    assert_zeroize_on_drop::<wire::Prk>();
+    assert_zeroize_on_drop::<wire::Keys>();
+    assert_zeroize_on_drop::<Dialer<ed25519::PublicKey>>();
+}
+
+#[test]
+fn prk_is_held_in_a_zeroizing_buffer() {
+    use zeroize::Zeroize;
+    let transcript = [7u8; 32];
+    let shared = [9u8; 32];
+    let mut prk = wire::Prk::extract(&transcript, &shared);
+    // RFC 5869 extract: HMAC-SHA-256(salt = transcript, ikm = shared).
+    let expected = {
+        use hkdf::hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&transcript).unwrap();
+        mac.update(&shared);
+        mac.finalize().into_bytes()
+    };
+    assert_eq!(prk.as_bytes(), expected.as_slice());
+    let keys = prk.expand_keys();
+    let again = wire::derive_keys(&transcript, &shared);
+    assert_eq!(*keys.dialer_to_dialee, *again.dialer_to_dialee);
+    assert_eq!(*keys.dialee_to_dialer, *again.dialee_to_dialer);
+    assert_ne!(*keys.dialer_to_dialee, *keys.dialee_to_dialer);
+    prk.zeroize();
+    assert_eq!(prk.as_bytes(), &[0u8; 32]);
 }

@@ -7,7 +7,7 @@ use hkdf::Hkdf;
 use p2p_identity::{Signature, Verifier};
 use p2p_proto::{Handshake, ProstMessage};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::{HandshakeError, Malformed};
 
@@ -189,22 +189,64 @@ pub(crate) fn transcript_hash(namespace: &[u8], hello: &[u8], answer: &[u8]) -> 
 }
 
 /// The two directional keys: HKDF-SHA-256 with salt = transcript hash, IKM = x25519 output,
-/// info = `_P2P_HANDSHAKE_KEY_DIALER` / `_P2P_HANDSHAKE_KEY_DIALEE`, 32 bytes each.
+/// info = `_P2P_HANDSHAKE_KEY_DIALER` / `_P2P_HANDSHAKE_KEY_DIALEE`, 32 bytes each. Wiped on
+/// drop; the ciphers borrow them.
 pub(crate) struct Keys {
     pub(crate) dialer_to_dialee: Zeroizing<[u8; 32]>,
     pub(crate) dialee_to_dialer: Zeroizing<[u8; 32]>,
 }
 
+/// Both fields are [`Zeroizing`].
+impl ZeroizeOnDrop for Keys {}
+
+/// The HKDF pseudorandom key of one handshake (`HKDF-Extract(salt = transcript hash, IKM =
+/// x25519 output)`), in a buffer that is wiped on drop.
+pub(crate) struct Prk(Zeroizing<[u8; 32]>);
+
+impl Prk {
+    /// HKDF-Extract; hkdf's own copy of the PRK is wiped before returning.
+    pub(crate) fn extract(transcript: &[u8; 32], shared: &[u8; 32]) -> Self {
+        let (mut output, _) = Hkdf::<Sha256>::extract(Some(transcript), shared);
+        let mut prk = Zeroizing::new([0u8; 32]);
+        prk.copy_from_slice(&output);
+        output.as_mut_slice().zeroize();
+        Self(prk)
+    }
+
+    /// The PRK bytes.
+    #[cfg(test)]
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// HKDF-Expand of both directional keys.
+    pub(crate) fn expand_keys(&self) -> Keys {
+        // Invariant: a 32-byte PRK is exactly SHA-256's output length, which `from_prk`
+        // accepts.
+        let hk = Hkdf::<Sha256>::from_prk(self.0.as_ref()).expect("a 32-byte PRK is valid");
+        let mut keys = Keys {
+            dialer_to_dialee: Zeroizing::new([0u8; 32]),
+            dialee_to_dialer: Zeroizing::new([0u8; 32]),
+        };
+        // 32 bytes is far below HKDF-SHA-256's 255 * 32 byte output limit.
+        hk.expand(_P2P_HANDSHAKE_KEY_DIALER, keys.dialer_to_dialee.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        hk.expand(_P2P_HANDSHAKE_KEY_DIALEE, keys.dialee_to_dialer.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        keys
+    }
+}
+
+impl Zeroize for Prk {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// The only field is [`Zeroizing`].
+impl ZeroizeOnDrop for Prk {}
+
+/// Both directional keys from the transcript hash and the x25519 output (see [`Keys`]).
 pub(crate) fn derive_keys(transcript: &[u8; 32], shared: &[u8; 32]) -> Keys {
-    let hk = Hkdf::<Sha256>::new(Some(transcript), shared);
-    let mut keys = Keys {
-        dialer_to_dialee: Zeroizing::new([0u8; 32]),
-        dialee_to_dialer: Zeroizing::new([0u8; 32]),
-    };
-    // 32 bytes is far below HKDF-SHA-256's 255 * 32 byte output limit.
-    hk.expand(_P2P_HANDSHAKE_KEY_DIALER, keys.dialer_to_dialee.as_mut())
-        .expect("32 bytes is a valid HKDF-SHA-256 output length");
-    hk.expand(_P2P_HANDSHAKE_KEY_DIALEE, keys.dialee_to_dialer.as_mut())
-        .expect("32 bytes is a valid HKDF-SHA-256 output length");
-    keys
+    Prk::extract(transcript, shared).expand_keys()
 }

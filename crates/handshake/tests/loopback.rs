@@ -41,7 +41,7 @@ async fn run<S: Signer>(
     dialer_cfg: &Config,
     dialee: &S,
     dialee_cfg: &Config,
-    authorize: impl FnOnce(&S::PublicKey) -> Result<(), Refusal>,
+    authorize: impl FnOnce(&[u8]) -> Result<(), Refusal>,
 ) -> (Result<Conn<S>, Error>, Result<Conn<S>, Error>) {
     let (l, addr) = listener().await;
     let accepting = async {

@@ -21,7 +21,7 @@ use std::hash::{Hash, Hasher};
 use bls12_381::hash_to_curve::{ExpandMsgXmd, HashToCurve};
 use bls12_381::{G1Affine, G2Affine, G2Prepared, G2Projective, Scalar};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::{KeyError, SchemeKind, SignatureError, signing_payload};
 
@@ -31,7 +31,7 @@ pub const CIPHERSUITE_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_
 /// Salt of the draft's `KeyGen`.
 const KEYGEN_SALT: &[u8] = b"BLS-SIG-KEYGEN-SALT-";
 
-/// A BLS12-381 private key (a non-zero scalar).
+/// A BLS12-381 private key (a non-zero scalar), wiped when dropped.
 pub struct PrivateKey {
     scalar: Scalar,
     public: PublicKey,
@@ -51,7 +51,9 @@ impl PrivateKey {
         ikm_padded.push(0); // I2OSP(0, 1)
         loop {
             salt = Sha256::digest(&salt).to_vec();
-            let hk = hkdf::Hkdf::<Sha256>::new(Some(&salt), &ikm_padded);
+            // `extract` rather than `new`, so the PRK that hkdf hands back can be wiped.
+            let (mut prk, hk) = hkdf::Hkdf::<Sha256>::extract(Some(&salt), &ikm_padded);
+            prk.as_mut_slice().zeroize();
             let mut okm = Zeroizing::new([0u8; 48]);
             // key_info is empty; I2OSP(L, 2) with L = 48.
             // 48 bytes is far below HKDF-SHA-256's 255 * 32 byte limit.
@@ -63,20 +65,25 @@ impl PrivateKey {
             for (i, b) in okm.iter().rev().enumerate() {
                 wide[i] = *b;
             }
-            let scalar = Scalar::from_bytes_wide(&wide);
+            let mut scalar = Scalar::from_bytes_wide(&wide);
             if scalar != Scalar::zero() {
-                return Some(Self::from_scalar(scalar));
+                let key = Self::from_scalar(&scalar);
+                scalar.zeroize();
+                return Some(key);
             }
         }
     }
 
-    fn from_scalar(scalar: Scalar) -> Self {
+    fn from_scalar(scalar: &Scalar) -> Self {
         let point = G1Affine::from(G1Affine::generator() * scalar);
         let public = PublicKey {
             bytes: point.to_compressed(),
             point,
         };
-        Self { scalar, public }
+        Self {
+            scalar: *scalar,
+            public,
+        }
     }
 
     /// The draft's `CoreSign`: signs `message` as is, without namespace.
@@ -85,7 +92,11 @@ impl PrivateKey {
     /// through [`crate::Signer::sign`], which adds the namespace.
     pub fn sign_raw(&self, message: &[u8]) -> Signature {
         let q = hash_to_g2(message);
-        let point = G2Affine::from(q * self.scalar);
+        #[allow(
+            clippy::op_ref,
+            reason = "by reference: no by-value copy of the secret scalar in this frame"
+        )]
+        let point = G2Affine::from(q * &self.scalar);
         Signature {
             bytes: point.to_compressed(),
             point,
@@ -96,6 +107,15 @@ impl PrivateKey {
 fn hash_to_g2(message: &[u8]) -> G2Projective {
     <G2Projective as HashToCurve<ExpandMsgXmd<Sha256>>>::hash_to_curve([message], CIPHERSUITE_DST)
 }
+
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        // `Scalar` is `Copy`; bls12_381's `zeroize` feature makes this a volatile write of zero.
+        self.scalar.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for PrivateKey {}
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -130,16 +150,19 @@ impl crate::Signer for PrivateKey {
         })?;
         let mut le = Zeroizing::new(*be);
         le.reverse();
-        let scalar =
-            Option::<Scalar>::from(Scalar::from_bytes(&le)).ok_or(KeyError::InvalidSecret)?;
-        if scalar == Scalar::zero() {
+        let mut scalar = Zeroizing::new(
+            Option::<Scalar>::from(Scalar::from_bytes(&le)).ok_or(KeyError::InvalidSecret)?,
+        );
+        if *scalar == Scalar::zero() {
             return Err(KeyError::InvalidSecret);
         }
-        Ok(Self::from_scalar(scalar))
+        let key = Self::from_scalar(&scalar);
+        scalar.zeroize();
+        Ok(key)
     }
 
     fn secret_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut bytes = self.scalar.to_bytes();
+        let mut bytes = Zeroizing::new(self.scalar.to_bytes());
         bytes.reverse();
         Zeroizing::new(bytes.to_vec())
     }

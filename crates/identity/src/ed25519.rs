@@ -10,11 +10,11 @@ use std::hash::{Hash, Hasher};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::{KeyError, SchemeKind, SignatureError, signing_payload};
 
-/// An Ed25519 private key.
+/// An Ed25519 private key, wiped when dropped.
 pub struct PrivateKey {
     key: SigningKey,
     public: PublicKey,
@@ -36,6 +36,10 @@ impl PrivateKey {
         Signature(self.key.sign(message).to_bytes())
     }
 }
+
+/// The secret is an ed25519-dalek `SigningKey`, which wipes itself on drop (its `zeroize`
+/// feature); the public half is not secret.
+impl ZeroizeOnDrop for PrivateKey {}
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -70,7 +74,8 @@ impl crate::Signer for PrivateKey {
     }
 
     fn secret_bytes(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(self.key.to_bytes().to_vec())
+        // From the borrowed seed: `to_bytes` would leave an unwiped copy on the stack.
+        Zeroizing::new(self.key.as_bytes().to_vec())
     }
 
     fn public_key(&self) -> PublicKey {

@@ -35,7 +35,9 @@ pub struct Config<S: Signer> {
     /// largest frame (**must match**).
     pub handshake: p2p_handshake::Config,
     /// Discovery settings: namespace (**must match**), tracked peer sets, gossip sizes, ping
-    /// interval, clock skew, dial backoff.
+    /// interval, clock skew, dial backoff, and the address policy for peer records
+    /// (`address_policy`: [`Config::recommended`] refuses loopback addresses and accepts
+    /// private ones, [`Config::aggressive`] accepts both).
     pub discovery: p2p_discovery::Config,
     /// Mux settings: the largest frame plaintext (derived from the handshake's frame size by the
     /// presets), control backlog, disconnect threshold for rate-limit violations.
@@ -82,7 +84,8 @@ pub struct Config<S: Signer> {
 
 impl<S: Signer> Config<S> {
     /// Conservative settings for production networks: 1 MiB frames, 5 s handshake deadline,
-    /// pings every 5 s, 30 handshakes per IP per minute.
+    /// pings every 5 s, 30 handshakes per IP per minute; peer records advertising loopback
+    /// addresses are dropped (private ranges are accepted).
     pub fn recommended(
         signer: S,
         namespace: &[u8],
@@ -119,8 +122,9 @@ impl<S: Signer> Config<S> {
         }
     }
 
-    /// Fast timers and generous limits for local clusters and tests. Never for production:
-    /// short timeouts and high handshake rates make a node easier to flood.
+    /// Fast timers and generous limits for local clusters and tests (discovery's `local` preset:
+    /// loopback addresses accepted in peer records). Never for production: short timeouts and
+    /// high handshake rates make a node easier to flood.
     pub fn aggressive(
         signer: S,
         namespace: &[u8],

@@ -411,7 +411,7 @@ async fn listen_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>, listener: TcpListener) {
             let result = p2p_handshake::accept(
                 stream,
                 &shared.signer,
-                |key: &Key<S>| shared.manager.authorize(key),
+                |key: &[u8]| shared.manager.authorize(key),
                 &shared.handshake,
             )
             .await;

@@ -87,6 +87,9 @@ impl Error {
                 | p2p_discovery::Error::MalformedSocket(_)
                 | p2p_discovery::Error::MalformedSignature(_) => "invalid_record",
                 p2p_discovery::Error::BadSignature => "bad_record_signature",
+                // Not fatal: a session never closes with it (the record is dropped); the label
+                // names it wherever it is reported.
+                p2p_discovery::Error::AddressRefused { .. } => "address_refused",
                 _ => "discovery",
             },
             Self::DuplicateRecord => "duplicate_record",

@@ -250,21 +250,26 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         ))
     }
 
-    /// The handshake's authorizer: the cheap checks before any signature is verified
-    /// (blocked, already connected, authorized).
-    pub fn authorize(&self, key: &V) -> Result<(), Refusal> {
-        if *key == self.me {
+    /// The handshake's authorizer: the cheap checks before the dialer's key is parsed or any
+    /// signature verified. `key` is the dialer's claimed key as raw bytes (see
+    /// `p2p_handshake::Dialee::handle_hello`): it is looked up by its bytes among the
+    /// authorized keys (in a tracked set or a bootstrapper), so a stranger's key is refused
+    /// without any curve arithmetic. In order: our own key (`Other`), in no tracked set and
+    /// not a bootstrapper (`NotAuthorized`), blocked (`Blocked`), already admitted
+    /// (`AlreadyConnected`).
+    pub fn authorize(&self, key: &[u8]) -> Result<(), Refusal> {
+        if key == self.me.as_bytes() {
             return Err(Refusal::Other("self connection"));
         }
         let inner = self.lock();
+        let Some(key) = inner.tracker.authorized_key(key) else {
+            return Err(Refusal::NotAuthorized);
+        };
         if inner.blocked.contains(key) {
             return Err(Refusal::Blocked);
         }
         if inner.peers.contains_key(key) {
             return Err(Refusal::AlreadyConnected);
-        }
-        if !inner.tracker.is_authorized(key) {
-            return Err(Refusal::NotAuthorized);
         }
         Ok(())
     }

@@ -73,6 +73,10 @@ fn session_labels() -> Vec<&'static str> {
             SignatureError::Invalid,
         )),
         Error::Discovery(p2p_discovery::Error::BadSignature),
+        Error::Discovery(p2p_discovery::Error::AddressRefused {
+            socket: "127.0.0.1:1".parse().unwrap(),
+            reason: p2p_discovery::AddressRefusal::Loopback,
+        }),
         // The fallback: a session never wraps a non-fatal discovery error, so only a future
         // fatal variant would carry it.
         Error::Discovery(p2p_discovery::Error::UnknownIndex { index: 9 }),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use p2p_discovery::Tracker;
 use p2p_handshake::Refusal;
-use p2p_identity::{Signer, bls12381};
+use p2p_identity::{Signer, Verifier, bls12381};
 use p2p_proto::Peers;
 use p2p_session::{Manager, ManagerConfig, Refused};
 use rand::{Rng, SeedableRng};
@@ -157,15 +157,23 @@ fn authorizer_refuses_blocked_connected_and_unknown_keys() {
     let mut node = node(4);
     let stranger = K::insecure_from_seed(99).public_key();
     assert_eq!(
-        node.manager.authorize(&stranger),
+        node.manager.authorize(stranger.as_bytes()),
         Err(Refusal::NotAuthorized)
     );
-    assert!(node.manager.authorize(&node.key(1)).is_ok());
+    // Bytes that are no key at all are looked up, not parsed: simply unknown.
+    assert_eq!(
+        node.manager.authorize(&[0xff; 32]),
+        Err(Refusal::NotAuthorized)
+    );
+    assert!(node.manager.authorize(node.key(1).as_bytes()).is_ok());
     node.manager.block(node.key(2));
-    assert_eq!(node.manager.authorize(&node.key(2)), Err(Refusal::Blocked));
+    assert_eq!(
+        node.manager.authorize(node.key(2).as_bytes()),
+        Err(Refusal::Blocked)
+    );
     let _s = node.admitted(1, 1);
     assert_eq!(
-        node.manager.authorize(&node.key(1)),
+        node.manager.authorize(node.key(1).as_bytes()),
         Err(Refusal::AlreadyConnected)
     );
 }
