@@ -459,3 +459,87 @@ async fn records_pointing_at_a_third_party_are_dialed_at_the_backoff_rate() {
     arena.assert_serving("after third-party records").await;
     arena.end().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults
+// ---------------------------------------------------------------------------------------------
+
+/// A peer killed in the middle of a two-part message: the victim discards the partial message
+/// (nothing is delivered from it), and the peer's next connection delivers its next message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_killed_mid_message_loses_only_that_message() {
+    let _serial = SERIAL.lock().await;
+    let mut arena = Arena::new(|_| {}).await;
+    let adversary = Adversary::new(3, [127, 0, 0, 3].into());
+    let key = adversary.signer.public_key();
+    let mut link = adversary.connect(&arena).await.unwrap();
+    let cap =
+        p2p::framing::chunk::chunk_capacity(link.tx.max_body_len() as u32, PLAIN, 0, 2).unwrap();
+    link.send(&chunk(PLAIN, 0, 2, &vec![1u8; cap as usize]))
+        .await
+        .unwrap();
+    // Killed: the socket goes away with the message half sent.
+    drop(link);
+    arena
+        .wait(
+            "the killed connection is gone",
+            Duration::from_secs(5),
+            |a| !a.victim.oracle.connected().contains(&key),
+        )
+        .await;
+    let mut link = adversary.connect(&arena).await.unwrap();
+    link.send(&chunk(PLAIN, 0, 1, b"after the restart"))
+        .await
+        .unwrap();
+    let (from, msg) = common::recv(&mut arena.victim.plain_rx, Duration::from_secs(5)).await;
+    assert_eq!(from, key);
+    assert_eq!(
+        &msg[..],
+        b"after the restart",
+        "the partial message was discarded"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), arena.victim.plain_rx.recv())
+            .await
+            .is_err(),
+        "nothing else is delivered"
+    );
+    arena.assert_serving("after a killed peer").await;
+    arena.end().await;
+}
+
+/// A node whose clock is skewed: inside the handshake window (past 10 s, future 5 s, both ways:
+/// each side checks the other's timestamp) it connects; outside it is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skewed_clock_inside_the_window_connects_and_outside_is_refused() {
+    let _serial = SERIAL.lock().await;
+    let mut arena = Arena::new(|_| {}).await;
+    let adversary = Adversary::new(3, [127, 0, 0, 3].into());
+    let key = adversary.signer.public_key();
+    for skew in [-4_000i64, 4_000] {
+        let link = adversary
+            .connect_skewed(&arena, skew)
+            .await
+            .unwrap_or_else(|e| panic!("skew {skew} ms: {e}"));
+        arena
+            .wait("the skewed peer is admitted", Duration::from_secs(5), |a| {
+                a.victim.oracle.connected().contains(&key)
+            })
+            .await;
+        drop(link);
+        arena
+            .wait("the skewed peer leaves", Duration::from_secs(5), |a| {
+                !a.victim.oracle.connected().contains(&key)
+            })
+            .await;
+    }
+    for (skew, reason) in [
+        (-12_000i64, "timestamp_too_old"),
+        (12_000, "timestamp_too_new"),
+    ] {
+        assert!(adversary.connect_skewed(&arena, skew).await.is_err());
+        arena.expect(HANDSHAKES, reason, 1.0).await;
+    }
+    arena.assert_serving("after skewed clocks").await;
+    arena.end().await;
+}

@@ -217,6 +217,57 @@ impl Adversary {
         Ok(Link { tx, rx })
     }
 
+    /// A handshake whose clock runs `skew_ms` ahead of (negative: behind) the real one, driven
+    /// through the sans-IO dialer, then the version info. `Err` carries the failure's label.
+    pub(crate) async fn connect_skewed(
+        &self,
+        arena: &Arena,
+        skew_ms: i64,
+    ) -> Result<Link, &'static str> {
+        let mut stream = self.tcp(arena.addr()).await.map_err(|_| "connect")?;
+        let mut cfg = p2p::handshake::Config::local(NAMESPACE.to_vec());
+        cfg.max_frame_len = 64 * 1024;
+        let now = || p2p::handshake::now_ms().saturating_add_signed(skew_ms);
+        let (dialer, hello) = p2p::handshake::Dialer::new(
+            &cfg,
+            &self.signer,
+            arena.victim.key.clone(),
+            now(),
+            &mut rand::rng(),
+        );
+        stream
+            .write_all(&raw_frame(&hello))
+            .await
+            .map_err(|_| "io")?;
+        let mut len = [0u8; 4];
+        let read = async {
+            stream.read_exact(&mut len).await?;
+            let mut answer = vec![0u8; u32::from_be_bytes(len) as usize];
+            stream.read_exact(&mut answer).await?;
+            Ok::<_, std::io::Error>(answer)
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(3), read)
+            .await
+            .map_err(|_| "timeout")?
+            .map_err(|_| "closed")?;
+        let (established, confirmation) = dialer
+            .handle_answer(&answer, now())
+            .map_err(|e| e.label())?;
+        stream
+            .write_all(&raw_frame(&confirmation))
+            .await
+            .map_err(|_| "io")?;
+        let (r, w) = tokio::io::split(stream);
+        let mut link = Link {
+            tx: FrameSender::new(w, established.send, cfg.max_frame_len),
+            rx: FrameReceiver::new(r, established.recv, BytesMut::new(), cfg.max_frame_len),
+        };
+        link.send(&Payload::Version(version()))
+            .await
+            .map_err(|e| e.label())?;
+        Ok(link)
+    }
+
     /// A handshake and a valid version info: the adversary is admitted.
     pub(crate) async fn connect(&self, arena: &Arena) -> Result<Link, p2p::handshake::Error> {
         let mut link = self.handshake(arena).await?;
