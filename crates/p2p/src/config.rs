@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
 use std::time::Duration;
 
 use p2p_identity::{PeerUrl, Signer};
@@ -80,6 +81,34 @@ pub struct Config<S: Signer> {
     pub shutdown_flush: Duration,
     /// Free-form software version sent in the version exchange (for logs on the other side).
     pub software_version: String,
+    /// Fault injection for tests: while the filter refuses a peer's key, this node behaves as
+    /// if a network partition separated them (dials to it fail as `connect_failed`, an
+    /// established connection with it closes as `io` at its next read). `None` in every
+    /// preset; never set it in production.
+    pub insecure_link_filter_for_testing: Option<LinkFilter>,
+}
+
+/// A test hook deciding, from a peer's encoded public key, whether the link to it is up (see
+/// [`Config::insecure_link_filter_for_testing`]).
+#[derive(Clone)]
+pub struct LinkFilter(Arc<dyn Fn(&[u8]) -> bool + Send + Sync>);
+
+impl LinkFilter {
+    /// A filter from a predicate over encoded public keys (`true`: the link is up).
+    pub fn new(allows: impl Fn(&[u8]) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(allows))
+    }
+
+    /// Whether the link to the peer with encoded key `key` is up.
+    pub(crate) fn allows(&self, key: &[u8]) -> bool {
+        (self.0)(key)
+    }
+}
+
+impl std::fmt::Debug for LinkFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkFilter(..)")
+    }
 }
 
 impl<S: Signer> Config<S> {
@@ -119,6 +148,7 @@ impl<S: Signer> Config<S> {
             write_batch_bytes: nz(256 * 1024),
             shutdown_flush: Duration::from_secs(2),
             software_version: concat!("p2p/", env!("CARGO_PKG_VERSION")).to_owned(),
+            insecure_link_filter_for_testing: None,
         }
     }
 

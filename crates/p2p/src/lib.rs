@@ -55,7 +55,7 @@ mod metrics;
 mod network;
 mod peer;
 
-pub use config::{Config, PROTOCOL_MAJOR, PROTOCOL_MINOR};
+pub use config::{Config, LinkFilter, PROTOCOL_MAJOR, PROTOCOL_MINOR};
 pub use governor::Quota;
 pub use network::{Channel, Error, Network, Oracle};
 pub use p2p_mux::{MuxError, Priority, Receiver, Recipients, SendReport, Sender};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use p2p_discovery::Tracker;
-use p2p_identity::{PeerUrl, Signer};
+use p2p_identity::{PeerUrl, Signer, Verifier};
 use p2p_mux::{Mux, Receiver, Sender};
 use p2p_session::{Manager, ManagerConfig, SessionConfig};
 use prometheus_client::registry::Registry;
@@ -82,6 +82,7 @@ pub(crate) struct Shared<S: Signer> {
     pub(crate) handshake: p2p_handshake::Config,
     pub(crate) session: SessionConfig,
     pub(crate) connect_timeout: Duration,
+    pub(crate) link_filter: Option<crate::config::LinkFilter>,
     pub(crate) dial_interval: Duration,
     pub(crate) write_batch_bytes: usize,
     pub(crate) write_timeout: Duration,
@@ -100,6 +101,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S: Signer> Shared<S> {
+    /// Whether the test hook leaves the link to the peer with encoded key `key` up.
+    pub(crate) fn link_up(&self, key: &[u8]) -> bool {
+        self.link_filter.as_ref().is_none_or(|f| f.allows(key))
+    }
+
     /// Spawns `fut` into the task set; returns `false` (and drops it) once shutting down.
     pub(crate) fn spawn<F>(&self, fut: F) -> bool
     where
@@ -260,6 +266,7 @@ impl<S: Signer> Network<S> {
             handshake: config.handshake,
             session,
             connect_timeout: config.connect_timeout,
+            link_filter: config.insecure_link_filter_for_testing.clone(),
             dial_interval: config.dial_interval,
             write_batch_bytes: config.write_batch_bytes.get(),
             write_timeout: config.write_timeout,
@@ -452,6 +459,9 @@ async fn dial_one<S: Signer>(ctx: Arc<peer::Ctx<S>>, dial: p2p_session::Dial<Key
     let shared = &ctx.shared;
     let p2p_session::Dial { key, addr, permit } = dial;
     let attempt = async {
+        if !shared.link_up(key.as_bytes()) {
+            return Err("connect_failed");
+        }
         let stream = tokio::time::timeout(shared.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| "connect_timeout")?

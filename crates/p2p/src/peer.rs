@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use p2p_cipher::{RecvCipher, SendCipher};
 use p2p_framing::frame;
 use p2p_handshake::Connection;
-use p2p_identity::Signer;
+use p2p_identity::{Signer, Verifier};
 use p2p_mux::{ControlSender, Mux, PollFrame, Scheduler};
 use p2p_session::{Event, InboundPermit, Now, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -295,6 +295,12 @@ impl<S: Signer> ReadSide<S> {
         let shared = Arc::clone(&self.ctx.shared);
         let max = shared.handshake.max_frame_len;
         loop {
+            if let Some(peer) = peer.filter(|p| !shared.link_up(p.as_bytes())) {
+                return Err(Close::Error(
+                    "io",
+                    format!("link to {peer} cut for testing"),
+                ));
+            }
             let mut handled = 0u32;
             while let Some(mut body) =
                 frame::decode(&mut self.buf, max).map_err(err("oversized_frame"))?

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use common::adversary::*;
 use common::{PLAIN, ZSTD};
 use p2p::discovery::record::sign_record;
-use p2p::identity::Signer;
+use p2p::identity::{Signer, Verifier};
+use p2p::{Priority, Recipients};
 use p2p_proto::message::Payload;
 use p2p_proto::{BitVec, Peers};
 use rand::{Rng, SeedableRng};
@@ -542,4 +543,89 @@ async fn a_skewed_clock_inside_the_window_connects_and_outside_is_refused() {
     }
     arena.assert_serving("after skewed clocks").await;
     arena.end().await;
+}
+
+/// A partition that heals: a 6-node network splits into halves {0, 1, 2} and {3, 4, 5} (the
+/// facade's fault-injection hook cuts every link across), each half keeps its own mesh, and
+/// when the links come back the full mesh forms again, with traffic across.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_between_two_halves_heals() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _serial = SERIAL.lock().await;
+    let keys: Vec<PK> = (0..6)
+        .map(|i| K::insecure_from_seed(i).public_key())
+        .collect();
+    let half = |i: usize| i / 3;
+    let cut = Arc::new(AtomicBool::new(false));
+    let filter = |me: usize| {
+        let cut = Arc::clone(&cut);
+        let same_half: Vec<Vec<u8>> = (0..6)
+            .filter(|&j| half(j) == half(me))
+            .map(|j| keys[j].as_bytes().to_vec())
+            .collect();
+        p2p::LinkFilter::new(move |key| {
+            !cut.load(Ordering::SeqCst) || same_half.iter().any(|k| k == key)
+        })
+    };
+    let sets = [(0, keys.clone())];
+    let mut cfg = common::config::<K>(0, vec![]);
+    cfg.insecure_link_filter_for_testing = Some(filter(0));
+    let first = common::start::<K>(cfg, 0, &sets);
+    let boot = p2p::identity::PeerUrl::new(&first.key, first.oracle.local_addr());
+    let mut nodes = vec![first];
+    for i in 1..6u64 {
+        let mut cfg = common::config::<K>(i, vec![boot.clone()]);
+        cfg.insecure_link_filter_for_testing = Some(filter(i as usize));
+        nodes.push(common::start::<K>(cfg, i, &sets));
+    }
+    common::full_mesh(&nodes, Duration::from_secs(20)).await;
+
+    cut.store(true, Ordering::SeqCst);
+    let t = Instant::now();
+    loop {
+        let split = nodes.iter().enumerate().all(|(i, n)| {
+            let c = n.oracle.connected();
+            c.len() == 2 && (0..6).all(|j| c.contains(&keys[j]) == (j != i && half(j) == half(i)))
+        });
+        if split {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the halves lose each other"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let split_after = t.elapsed();
+    // Inside a half, traffic goes on.
+    let report = nodes[0]
+        .plain
+        .send(Recipients::All, Bytes::from_static(b"half"), Priority::High)
+        .unwrap();
+    assert_eq!(report.queued.len(), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    cut.store(false, Ordering::SeqCst);
+    let t = Instant::now();
+    common::full_mesh(&nodes, Duration::from_secs(20)).await;
+    let healed_after = t.elapsed();
+    let report = nodes[5]
+        .plain
+        .send(
+            Recipients::One(keys[0].clone()),
+            Bytes::from_static(b"across"),
+            Priority::High,
+        )
+        .unwrap();
+    assert_eq!(report.queued.len(), 1);
+    loop {
+        let (from, msg) = common::recv(&mut nodes[0].plain_rx, Duration::from_secs(5)).await;
+        if &msg[..] == b"across" {
+            assert_eq!(from, keys[5]);
+            break;
+        }
+    }
+    println!("partition: split seen after {split_after:?}, full mesh again after {healed_after:?}");
+    common::shutdown(nodes).await;
 }
