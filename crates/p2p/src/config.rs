@@ -91,7 +91,10 @@ pub struct Config<S: Signer> {
 /// A test hook deciding, from a peer's encoded public key, whether the link to it is up (see
 /// [`Config::insecure_link_filter_for_testing`]).
 #[derive(Clone)]
-pub struct LinkFilter(Arc<dyn Fn(&[u8]) -> bool + Send + Sync>);
+pub struct LinkFilter(Arc<LinkPredicate>);
+
+/// The predicate inside a [`LinkFilter`].
+type LinkPredicate = dyn Fn(&[u8]) -> bool + Send + Sync;
 
 impl LinkFilter {
     /// A filter from a predicate over encoded public keys (`true`: the link is up).
