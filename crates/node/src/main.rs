@@ -137,9 +137,13 @@ struct SoakArgs {
     /// Memory is judged on a member that lived at least this many seconds after warm-up.
     #[arg(long, default_value_t = 60.0)]
     judge_after: f64,
-    /// Directory for member logs and report.json.
+    /// Directory for member logs, report.json and rss.csv.
     #[arg(long, default_value = "target/soak")]
     out: PathBuf,
+    /// Leave glibc's malloc as it is by default in the members (its mmap threshold then grows,
+    /// and resident memory with it; see docs/reliability.md).
+    #[arg(long)]
+    default_malloc: bool,
     #[command(flatten)]
     traffic: TrafficArgs,
 }
@@ -288,6 +292,7 @@ fn soak(args: SoakArgs) -> ExitCode {
         traffic: args.traffic.traffic(),
         out_dir: args.out.clone(),
         member_exe,
+        default_malloc: args.default_malloc,
     };
     let settings = account::Settings {
         judge_after_s: args.judge_after,
@@ -347,9 +352,20 @@ fn soak(args: SoakArgs) -> ExitCode {
             "broadcast": options.traffic.broadcast,
             "burst_every": options.traffic.burst_every,
         },
+        "default_malloc": args.default_malloc,
         "interrupted": was_interrupted,
         "report": report,
     });
+    let mut csv = String::from("node,incarnation,seconds,rss_kib\n");
+    for inc in &incarnations {
+        for (t, kib) in &inc.rss {
+            csv.push_str(&format!("{},{},{t:.1},{kib}\n", inc.node, inc.incarnation));
+        }
+    }
+    let rss_path = args.out.join("rss.csv");
+    if let Err(e) = std::fs::write(&rss_path, csv) {
+        eprintln!("error: {}: {e}", rss_path.display());
+    }
     let path = args.out.join("report.json");
     match serde_json::to_string_pretty(&record) {
         Ok(text) => {

@@ -66,7 +66,18 @@ pub struct SoakOptions {
     pub out_dir: PathBuf,
     /// The `p2p-node` binary to start members with.
     pub member_exe: PathBuf,
+    /// Start members with glibc's malloc as configured by default, instead of pinning its
+    /// mmap threshold (see [`PINNED_MMAP_THRESHOLD`]).
+    pub default_malloc: bool,
 }
+
+/// glibc's initial mmap threshold, given to members as `MALLOC_MMAP_THRESHOLD_` unless
+/// [`SoakOptions::default_malloc`] (or the variable is already set). By default glibc raises
+/// the threshold each time a block above it is freed (up to 32 MiB), after which multi-MiB
+/// message buffers come from its arenas and fragment them: resident memory then climbs to a
+/// high-water mark of the allocation history rather than following live memory. Pinned,
+/// message-sized blocks are mapped and unmapped, and a leak shows.
+pub const PINNED_MMAP_THRESHOLD: &str = "131072";
 
 /// Live totals for progress lines.
 #[derive(Debug, Default)]
@@ -128,6 +139,9 @@ impl Fleet {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .process_group(0);
+        if !o.default_malloc && std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            cmd.env("MALLOC_MMAP_THRESHOLD_", PINNED_MMAP_THRESHOLD);
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", o.member_exe.display()))?;
