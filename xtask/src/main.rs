@@ -8,6 +8,11 @@
 //! - `fuzz [SECONDS]`: run every cargo-fuzz target for SECONDS each (needs `cargo-fuzz`; see
 //!   `docs/fuzzing.md` for long runs).
 //! - `bench-report`: run the criterion benches and print medians and ratios.
+//! - `soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS] [...]`: build
+//!   `p2p-node` in release and run its reliability soak (N member processes on 127.0.0.1,
+//!   random traffic and restarts, a full account of every message and of each member's
+//!   memory); the table goes to standard output, logs and `report.json` to `target/soak/`.
+//!   Every option of `p2p-node soak --help` is passed through; see `docs/reliability.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -22,8 +27,9 @@ fn main() -> ExitCode {
         Some("vectors") => vectors(),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("10")),
         Some("bench-report") => bench_report(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report>"
+            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report | soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS]>"
                 .to_owned(),
         ),
     };
@@ -183,4 +189,25 @@ fn bench_report(extra: &[String]) -> Result<(), String> {
     let mut args = vec!["bench", "-p", "p2p-benches", "--"];
     args.extend(extra.iter().map(String::as_str));
     run("cargo", &args, &[])
+}
+
+/// Builds the release node and runs `p2p-node soak` with `extra` (its exit status is ours).
+fn soak(extra: &[String]) -> Result<(), String> {
+    run("cargo", &["build", "--release", "-p", "p2p-node"], &[])?;
+    let root = workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let exe = target.join("release").join("p2p-node");
+    let mut args: Vec<String> = vec!["soak".to_owned()];
+    args.extend(extra.iter().cloned());
+    if !extra
+        .iter()
+        .any(|a| a == "--out" || a.starts_with("--out="))
+    {
+        args.push("--out".to_owned());
+        args.push(target.join("soak").to_string_lossy().into_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&exe.to_string_lossy(), &args, &[])
 }

@@ -12,6 +12,7 @@ use std::{
 
 use bytes::Bytes;
 use p2p_proto::Chunk;
+use prometheus_client::metrics::counter::Counter;
 
 use crate::{
     MuxError,
@@ -43,6 +44,9 @@ pub enum Inbound {
 #[derive(Debug)]
 pub(crate) struct Inbox<P> {
     state: Mutex<InboxState<P>>,
+    /// The channel's `ReceiverClosed` counter: messages still queued when the receiver is
+    /// dropped are counted there.
+    receiver_closed: Counter,
 }
 
 #[derive(Debug)]
@@ -64,8 +68,9 @@ enum Push<P> {
 }
 
 impl<P> Inbox<P> {
-    pub(crate) fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize, receiver_closed: Counter) -> Self {
         Self {
+            receiver_closed,
             state: Mutex::new(InboxState {
                 queue: VecDeque::new(),
                 cap,
@@ -292,6 +297,9 @@ fn copy_below(max_plaintext: u32) -> usize {
 
 impl<P: Clone + Eq + Hash> Drop for InboundPeer<P> {
     fn drop(&mut self) {
+        if let Some((channel, _)) = self.pending.take() {
+            channel.counters.held_at_disconnect.inc();
+        }
         let Some(now) = self.last_now else {
             return;
         };
@@ -380,6 +388,9 @@ impl<P> Drop for Receiver<P> {
     fn drop(&mut self) {
         let mut s = lock(&self.inbox.state);
         s.receiver_alive = false;
+        if !s.queue.is_empty() {
+            self.inbox.receiver_closed.inc_by(s.queue.len() as u64);
+        }
         s.queue = VecDeque::new();
         let blocked = std::mem::take(&mut s.blocked);
         drop(s);

@@ -46,8 +46,10 @@
 //!    Non-chunk messages (version, bit vectors, peer records) go to the facade's discovery
 //!    logic, never to the mux.
 //! 5. When the connection ends: [`Mux::peer_disconnected`]`(&peer)` (dropping the scheduler
-//!    does the same); drop the [`InboundPeer`]. Queued messages for the peer are freed, and
-//!    later sends report the peer as not connected.
+//!    does the same); drop the [`InboundPeer`]. Queued messages for the peer are freed and
+//!    counted (`mux_dropped{reason="QueuedAtDisconnect"}`), as is a complete inbound message
+//!    held for a full receiver queue (`HeldAtDisconnect`); later sends report the peer as not
+//!    connected.
 //!
 //! Application: [`Sender::send`] (or [`Sender::send_into`] with a reused report) from any
 //! thread; [`Receiver::recv`] / [`Receiver::poll_recv`] from any async runtime.
@@ -80,7 +82,14 @@
 //! ([`Inbound::Backpressured`]). Only peers that send on that channel wait; other channels'
 //! receivers and other peers' readers are unaffected (a peer blocked on one channel is blocked
 //! on all its channels: its frames arrive in one stream). A message arriving after the channel's
-//! [`Receiver`] was dropped is discarded and counted (`mux_dropped{reason="receiver_closed"}`).
+//! [`Receiver`] was dropped is discarded and counted (`mux_dropped{reason="ReceiverClosed"}`),
+//! as are the messages that were waiting in its queue when it was dropped.
+//!
+//! Nothing the mux holds is freed without a count: every message a [`Sender`] queued is either
+//! handed to a connection (`mux_messages_sent`) or counted as `QueuedAtDisconnect`. What it
+//! cannot count is a message in flight: taken from the queue, with bytes in the writer's
+//! buffer, the kernel's socket buffers or the peer's reassembler when the connection ends.
+//! Without acknowledgements no layer can know whether those arrived.
 //!
 //! Channels are fixed once the first peer connects ([`MuxError::RegistryClosed`]), so every
 //! per-peer structure is sized once.
@@ -268,7 +277,8 @@ where
                 reason: "maximum message size must be at least 1",
             });
         }
-        let inbox = Arc::new(Inbox::new(backlog));
+        let counters = self.metrics.channel(channel);
+        let inbox = Arc::new(Inbox::new(backlog, counters.receiver_closed.clone()));
         let info = Arc::new(Channel {
             id: channel,
             index: self.channels.len(),
@@ -277,7 +287,7 @@ where
             backlog,
             compression,
             inbox: Arc::clone(&inbox),
-            counters: self.metrics.channel(channel),
+            counters,
         });
         self.channels.push(Arc::clone(&info));
         Ok((
@@ -356,7 +366,7 @@ where
     pub fn peer_disconnected(&self, peer: &P) {
         let slot = write(&self.shared.peers).remove(peer);
         if let Some(slot) = slot {
-            let waker = lock(&slot.queues).close();
+            let waker = lock(&slot.queues).close(&self.channels);
             if let Some(w) = waker {
                 w.wake();
             }

@@ -33,6 +33,13 @@ pub enum DropReason {
     ReceiverClosed,
     /// An outbound message could not be chunked (local configuration problem).
     Unchunkable,
+    /// An outbound message was still queued for a peer when its connection closed (the queue
+    /// is freed). A message whose first chunk was already handed to the connection is not
+    /// counted here: it is in flight, and neither side can tell whether it arrives.
+    QueuedAtDisconnect,
+    /// An inbound message was complete but held for room in its channel's full receiver queue
+    /// when the connection closed (at most one per connection).
+    HeldAtDisconnect,
 }
 
 /// Labels of [`Metrics::rate_limited`].
@@ -68,7 +75,8 @@ pub struct Metrics {
     /// Rate-limited events, by channel and direction (outbound: counted once per message that
     /// had to wait; inbound: once per pause of a peer's reader).
     pub rate_limited: Family<RateLimitedLabel, Counter>,
-    /// Messages not queued or not delivered, by channel and reason (one per recipient).
+    /// Messages not queued, not sent or not delivered, by channel and reason (one per
+    /// recipient).
     pub dropped: Family<DroppedLabel, Counter>,
 }
 
@@ -102,7 +110,7 @@ impl Metrics {
         );
         registry.register(
             "mux_dropped",
-            "Messages not queued or not delivered",
+            "Messages not queued, not sent or not delivered",
             self.dropped.clone(),
         );
     }
@@ -131,6 +139,8 @@ impl Metrics {
             not_connected: dropped(DropReason::NotConnected),
             receiver_closed: dropped(DropReason::ReceiverClosed),
             unchunkable: dropped(DropReason::Unchunkable),
+            queued_at_disconnect: dropped(DropReason::QueuedAtDisconnect),
+            held_at_disconnect: dropped(DropReason::HeldAtDisconnect),
         }
     }
 }
@@ -148,4 +158,6 @@ pub(crate) struct ChannelCounters {
     pub(crate) not_connected: Counter,
     pub(crate) receiver_closed: Counter,
     pub(crate) unchunkable: Counter,
+    pub(crate) queued_at_disconnect: Counter,
+    pub(crate) held_at_disconnect: Counter,
 }

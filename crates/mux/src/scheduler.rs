@@ -233,7 +233,7 @@ impl<P: Clone + Eq + std::hash::Hash> Drop for Scheduler<P> {
             peers.remove(&self.peer);
         }
         drop(peers);
-        let waker = lock(&self.slot.queues).close();
+        let waker = lock(&self.slot.queues).close(&self.table.channels);
         drop(waker);
     }
 }

@@ -126,11 +126,18 @@ impl PeerQueues {
         self.waker.take()
     }
 
-    /// Frees every queue (peer disconnected) and returns the waker to wake.
-    pub(crate) fn close(&mut self) -> Option<Waker> {
+    /// Frees every queue (peer disconnected), counting each message still queued as
+    /// `QueuedAtDisconnect` on its channel (`channels` in index order, as the queues), and
+    /// returns the waker to wake. Closing again counts nothing: the queues are empty.
+    pub(crate) fn close<P>(&mut self, channels: &[Arc<Channel<P>>]) -> Option<Waker> {
         self.closed = true;
         for prio in &mut self.data {
-            for q in prio.iter_mut() {
+            for (index, q) in prio.iter_mut().enumerate() {
+                if !q.is_empty()
+                    && let Some(channel) = channels.get(index)
+                {
+                    channel.counters.queued_at_disconnect.inc_by(q.len() as u64);
+                }
                 *q = VecDeque::new();
             }
         }

@@ -597,6 +597,98 @@ fn dropped_receiver_discards_and_counts() {
     assert_eq!(mux.metrics().dropped.get_or_create(&label).get(), 3);
 }
 
+fn dropped_count(mux: &Mux<u8>, channel: u32, reason: DropReason) -> u64 {
+    mux.metrics()
+        .dropped
+        .get_or_create(&DroppedLabel { channel, reason })
+        .get()
+}
+
+#[test]
+fn messages_queued_at_disconnect_are_counted_once() {
+    let mut mux = Mux::<u8>::new(config());
+    let (tx1, _rx1) = mux.register(1, fast(), 1000, 8, None).unwrap();
+    let (tx2, _rx2) = mux.register(2, fast(), 1000, 8, None).unwrap();
+    let mut a = mux.peer_connected(1).unwrap();
+    let _b = mux.peer_connected(2).unwrap();
+    for (tx, priority) in [
+        (&tx1, Priority::Low),
+        (&tx1, Priority::High),
+        (&tx2, Priority::Low),
+    ] {
+        let r = tx
+            .send(Recipients::List(vec![1, 2]), msg(1, 10), priority)
+            .unwrap();
+        assert_eq!(r.queued, vec![1, 2]);
+    }
+    // One message to peer 1 leaves the queue (handed to the connection): not counted.
+    let (first, _) = poll_chunk(&mut a.scheduler, Instant::now());
+    assert!(matches!(
+        first,
+        PollFrame::Chunk {
+            channel: 1,
+            last: true
+        }
+    ));
+    mux.peer_disconnected(&1);
+    assert_eq!(dropped_count(&mux, 1, DropReason::QueuedAtDisconnect), 1);
+    assert_eq!(dropped_count(&mux, 2, DropReason::QueuedAtDisconnect), 1);
+    // The scheduler's own close (its drop) finds the queues empty and counts nothing more.
+    drop(a);
+    assert_eq!(dropped_count(&mux, 1, DropReason::QueuedAtDisconnect), 1);
+    // Peer 2's connection ends by dropping its scheduler: its three messages are counted.
+    drop(_b);
+    assert_eq!(dropped_count(&mux, 1, DropReason::QueuedAtDisconnect), 3);
+    assert_eq!(dropped_count(&mux, 2, DropReason::QueuedAtDisconnect), 2);
+    // Every message queued is either handed to a connection or counted.
+    let sent = mux
+        .metrics()
+        .messages_sent
+        .get_or_create(&ChannelLabel { channel: 1 })
+        .get();
+    assert_eq!(
+        sent + dropped_count(&mux, 1, DropReason::QueuedAtDisconnect),
+        4
+    );
+}
+
+#[test]
+fn a_held_message_is_counted_when_the_connection_closes() {
+    let mut mux = Mux::<u8>::new(config());
+    let (_tx, mut rx) = mux.register(1, fast(), 1000, 1, None).unwrap();
+    let mut a = mux.peer_connected(1).unwrap();
+    let now = Instant::now();
+    assert_eq!(
+        a.inbound.handle_chunk(single(1, msg(1, 5)), now).unwrap(),
+        Inbound::Delivered
+    );
+    assert_eq!(
+        a.inbound.handle_chunk(single(1, msg(2, 5)), now).unwrap(),
+        Inbound::Backpressured
+    );
+    drop(a);
+    assert_eq!(dropped_count(&mux, 1, DropReason::HeldAtDisconnect), 1);
+    assert_eq!(rx.try_recv().unwrap().1, msg(1, 5));
+    assert!(rx.try_recv().is_none());
+}
+
+#[test]
+fn dropping_a_receiver_counts_the_messages_it_still_held() {
+    let mut mux = Mux::<u8>::new(config());
+    let (_tx, rx) = mux.register(1, fast(), 1000, 4, None).unwrap();
+    let mut a = mux.peer_connected(1).unwrap();
+    for tag in 0..2 {
+        assert_eq!(
+            a.inbound
+                .handle_chunk(single(1, msg(tag, 5)), Instant::now())
+                .unwrap(),
+            Inbound::Delivered
+        );
+    }
+    drop(rx);
+    assert_eq!(dropped_count(&mux, 1, DropReason::ReceiverClosed), 2);
+}
+
 /// Carries every frame of `from`'s scheduler into `to`'s inbound handle.
 fn pump(from: &mut p2p_mux::Scheduler<u8>, to: &mut p2p_mux::InboundPeer<u8>, now: Instant) {
     let mut out = BytesMut::new();

@@ -1,6 +1,6 @@
 //! `p2p-node`: the command-line node of the p2p workspace.
 //!
-//! The binary (`p2p-node`) has four subcommands:
+//! The binary (`p2p-node`) has these subcommands:
 //!
 //! - `keygen --scheme ed25519|bls --out FILE` writes a new key file ([`keyfile`]);
 //! - `id FILE` prints the public key, peer id and peer URL template of a key file;
@@ -8,7 +8,10 @@
 //!   with a line-based chat over one channel, a Prometheus endpoint ([`metrics`]) and
 //!   structured logs ([`logging`]);
 //! - `demo` starts a local cluster in one process, waits for discovery to form the full mesh,
-//!   sends traffic and prints a summary.
+//!   sends traffic and prints a summary;
+//! - `soak` runs the reliability soak: N member processes (the hidden `soak-member`) on
+//!   loopback with random traffic and restarts, then a full account of every message and of
+//!   each member's memory ([`soak`], `docs/reliability.md`; `cargo xtask soak`).
 //!
 //! This library holds the parts of the binary that are worth testing on their own.
 //!
@@ -33,3 +36,5 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod shutdown;
+#[cfg(unix)]
+pub mod soak;
