@@ -203,11 +203,7 @@ async fn tiny_out_of_order_interleaved_and_unknown_channel_chunks_close() {
         ),
     ];
     for (n, (what, payloads, reason)) in cases.into_iter().enumerate() {
-        arena
-            .wait(what, Duration::from_secs(5), |a| {
-                !a.victim.oracle.connected().contains(&key)
-            })
-            .await;
+        arena.wait_gone(&key).await;
         let mut link = adversary.connect(&arena).await.unwrap();
         for p in &payloads {
             let _ = link.send(p).await;
@@ -528,11 +524,7 @@ async fn a_skewed_clock_inside_the_window_connects_and_outside_is_refused() {
             })
             .await;
         drop(link);
-        arena
-            .wait("the skewed peer leaves", Duration::from_secs(5), |a| {
-                !a.victim.oracle.connected().contains(&key)
-            })
-            .await;
+        arena.wait_gone(&key).await;
     }
     for (skew, reason) in [
         (-12_000i64, "timestamp_too_old"),

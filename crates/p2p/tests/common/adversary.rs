@@ -114,6 +114,14 @@ impl Arena {
         }
     }
 
+    /// Waits until the victim no longer lists `key` as connected.
+    pub(crate) async fn wait_gone(&self, key: &PK) {
+        self.wait("the connection is gone", Duration::from_secs(5), |a| {
+            !a.victim.oracle.connected().contains(key)
+        })
+        .await;
+    }
+
     /// Waits until the victim counted `family{reason}` at least `n` times.
     pub(crate) async fn expect(&self, family: &str, reason: &str, n: f64) {
         let what = format!("{family}{{reason=\"{reason}\"}} >= {n}");
