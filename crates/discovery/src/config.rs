@@ -35,9 +35,15 @@ pub struct Config {
     /// Uniform random jitter added to every redial delay, in `[0, dial_jitter)`.
     pub dial_jitter: Duration,
     /// After this many consecutive failed dials of one record's address, the address is marked
-    /// unknown (its bit goes back to 0) until a newer record arrives. Bootstrapper addresses are
-    /// never marked unknown.
+    /// stale: its bit goes back to 0 (so peers send any newer record) and it is no longer
+    /// gossiped. Bootstrapper addresses are never marked stale.
     pub max_failed_dials: NonZeroU32,
+    /// A stale address is still retried, once per this interval (after its capped backoff), so
+    /// that peers that lost each other for longer than a few backoffs (a partition that heals)
+    /// find each other again without a newer record. A retry that connects clears the stale
+    /// mark. Bounds how often a record pointing at a third party makes us dial it once it is
+    /// stale. Local policy (need not match).
+    pub stale_redial_interval: Duration,
     /// Which addresses other peers' records may advertise; a record whose address the policy
     /// refuses is dropped ([`crate::Error::AddressRefused`]) and never dialed. Local policy
     /// (need not match). `recommended` and `aggressive` refuse loopback and accept private
@@ -47,7 +53,8 @@ pub struct Config {
 
 impl Config {
     /// For production networks: up to 32 gossip records per answer (about 3.8 KiB with ed25519),
-    /// ping every 5 s, 10 s of clock skew, redials from 1 s up to 1 min; records may advertise
+    /// ping every 5 s, 10 s of clock skew, redials from 1 s up to 1 min, stale addresses retried
+    /// every 10 min; records may advertise
     /// public and private addresses, not loopback ([`AddressPolicy::recommended`]).
     pub fn recommended(namespace: impl Into<Bytes>) -> Self {
         Self {
@@ -62,11 +69,13 @@ impl Config {
             dial_backoff_max: Duration::from_secs(60),
             dial_jitter: Duration::from_millis(500),
             max_failed_dials: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
+            stale_redial_interval: Duration::from_secs(600),
             address_policy: AddressPolicy::recommended(),
         }
     }
 
-    /// For fast test networks: ping every second, redials from 200 ms up to 5 s (the address
+    /// For fast test networks: ping every second, redials from 200 ms up to 5 s, stale addresses
+    /// retried every minute (the address
     /// policy of `recommended`: the nodes are on several hosts).
     pub fn aggressive(namespace: impl Into<Bytes>) -> Self {
         Self {
@@ -75,11 +84,13 @@ impl Config {
             dial_backoff_max: Duration::from_secs(5),
             dial_jitter: Duration::from_millis(100),
             max_failed_dials: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
+            stale_redial_interval: Duration::from_secs(60),
             ..Self::recommended(namespace)
         }
     }
 
-    /// For a handful of processes on one machine: ping every 250 ms, redials from 50 ms, and
+    /// For a handful of processes on one machine: ping every 250 ms, redials from 50 ms, stale
+    /// addresses retried every 5 s, and
     /// loopback addresses accepted in records ([`AddressPolicy::local`]).
     pub fn local(namespace: impl Into<Bytes>) -> Self {
         Self {
@@ -88,6 +99,7 @@ impl Config {
             dial_backoff_max: Duration::from_secs(1),
             dial_jitter: Duration::from_millis(20),
             max_failed_dials: NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN),
+            stale_redial_interval: Duration::from_secs(5),
             address_policy: AddressPolicy::local(),
             ..Self::recommended(namespace)
         }

@@ -52,7 +52,8 @@
 //!   proven), or nothing.
 //! - **Dials.** Known, not connected peers are dialed at once, then with exponential backoff
 //!   and jitter after failures; after `max_failed_dials` consecutive failures the address is
-//!   stale (bit 0, not dialed, not gossiped) until a newer record arrives. A newer record with
+//!   stale (bit 0, not gossiped, retried only once per `stale_redial_interval`) until a newer
+//!   record arrives or a retry connects (so a partition that heals is healed). A newer record with
 //!   the *same* address keeps the failure count and the redial time (it clears only the stale
 //!   mark), so re-signing a record cannot reset the backoff; a new address starts afresh.
 //!   Bootstrappers are

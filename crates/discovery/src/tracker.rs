@@ -406,12 +406,12 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     }
 
     /// The facade completed a handshake with `peer` and keeps the connection (after applying
-    /// [`resolve_duplicate`]). Call at most once per kept connection.
+    /// [`resolve_duplicate`]). Call at most once per kept connection. A connection we dialed
+    /// proves the record's address: a stale mark on it is cleared.
     ///
     /// Errors: [`Error::NotAuthorized`] if `peer` is not authorized (the facade must not keep
     /// such a connection).
     pub fn handle_connected(&mut self, peer: &V, dialed_by_me: bool) -> Result<(), Error> {
-        let _ = dialed_by_me;
         let (slot, boot) = self.locate(peer);
         if slot.is_none() && boot.is_none() {
             return Err(Error::NotAuthorized);
@@ -420,6 +420,12 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             let slot = &mut self.slots[s];
             slot.flags = (slot.flags | CONNECTED) & !DIALING;
             slot.failures = 0;
+            // We reached the record's address: it is not stale any more (a bootstrapper slot is
+            // dialed at the configured address, which proves nothing about the record's).
+            if dialed_by_me && slot.flags & (STALE | BOOT) == STALE {
+                slot.flags &= !STALE;
+                self.bits_dirty = true;
+            }
         }
         if let Some(b) = boot {
             let boot = &mut self.boots[b];
@@ -466,7 +472,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     ///
     /// The redial delay doubles with every consecutive failure (from `dial_backoff_base` up to
     /// `dial_backoff_max`, plus jitter). After `max_failed_dials` consecutive failures of one
-    /// record's address, that address is marked unknown until a newer record arrives.
+    /// record's address, that address is stale (bit 0, not gossiped) until a newer record
+    /// arrives or a retry, once per `stale_redial_interval`, connects.
     /// Ignored (`Ok`) if the peer is connected meanwhile.
     ///
     /// Errors: [`Error::NotAuthorized`] if `peer` is no longer authorized.
@@ -815,7 +822,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     // ------------------------------------------------------------------------------------------
 
     /// Who to dial now: authorized, not connected, not being dialed peers whose address we
-    /// know (not stale) and whose backoff has expired, then bootstrappers (at the address of
+    /// know and whose backoff has expired (for a stale address: its backoff plus
+    /// `stale_redial_interval`), then bootstrappers (at the address of
     /// their newest known record, else the configured one). Each returned peer counts as being
     /// dialed until [`Tracker::handle_connected`] or [`Tracker::handle_dial_failed`].
     pub fn poll_dials(&mut self, now_ms: u64) -> Vec<(V, SocketAddr)> {
@@ -825,14 +833,21 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// Like [`Tracker::poll_dials`], returning at most `max` dials (the others stay due and
     /// come in a later call).
     pub fn poll_dials_at_most(&mut self, now_ms: u64, max: usize) -> Vec<(V, SocketAddr)> {
+        let stale_ms = ms(self.config.stale_redial_interval);
         let mut out = Vec::new();
         for (u, slot) in self.slots.iter_mut().enumerate() {
             if out.len() >= max {
                 return out;
             }
+            // A stale address is retried once per `stale_redial_interval` after its backoff.
+            let due = if slot.flags & STALE == 0 {
+                slot.next_dial_ms
+            } else {
+                slot.next_dial_ms.saturating_add(stale_ms)
+            };
             if Some(u) == self.self_slot
-                || slot.flags & (CONNECTED | DIALING | STALE | BOOT) != 0
-                || slot.next_dial_ms > now_ms
+                || slot.flags & (CONNECTED | DIALING | BOOT) != 0
+                || due > now_ms
             {
                 continue;
             }

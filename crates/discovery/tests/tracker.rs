@@ -573,7 +573,10 @@ fn backoff_doubles_then_address_goes_stale_until_newer_record() {
     t.handle_dial_failed(&key(2), now, &mut r).unwrap();
     assert!(!bit(&mut t));
     assert!(t.record(&key(2)).is_none());
-    assert!(t.poll_dials(now + 1_000_000).is_empty());
+    // A stale address is retried only once per `stale_redial_interval` (10 min in this
+    // preset) after its backoff (400 ms + < 10 ms jitter).
+    let stale = 600_000;
+    assert!(t.poll_dials(now + stale + 399).is_empty());
     let vec = BitVec {
         index: 7,
         bits: Bytes::from_static(&[0, 0]),
@@ -595,6 +598,65 @@ fn backoff_doubles_then_address_goes_stale_until_newer_record() {
         .unwrap();
     assert!(bit(&mut t));
     assert_eq!(t.poll_dials(now), vec![(key(2), addr(2012))]);
+}
+
+/// Peers that lost each other for longer than a few backoffs (a partition) must find each other
+/// again although no newer record comes: records are signed once per start. A stale address is
+/// retried once per `stale_redial_interval`; a failed retry waits another interval, a retry
+/// that connects revives the address (bit 1, gossiped, redialed at the base backoff).
+#[test]
+fn a_stale_address_is_retried_once_per_stale_interval_and_revived_by_a_connection() {
+    let (mut t, ids) = ten();
+    let mut r = rng();
+    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
+        .unwrap();
+    let p2 = pos(&ids, 2);
+    let bit = |t: &mut Tracker<Key>| t.bit_vec(7).unwrap().bits[p2 / 8] & (1 << (p2 % 8)) != 0;
+    let mut now = NOW;
+    for _ in 0..3 {
+        assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+        t.handle_dial_failed(&key(2), now, &mut r).unwrap();
+        now += 1_010;
+    }
+    assert!(!bit(&mut t));
+    // Failure 3 at `now - 1010` waits 400 ms (+ jitter), then the 10 min stale interval.
+    let stale = 600_000;
+    assert!(t.poll_dials(now - 1_010 + stale + 399).is_empty());
+    now = now - 1_010 + stale + 410;
+    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+    // The retry fails: stale still, next retry one more interval (after 800 ms of backoff).
+    t.handle_dial_failed(&key(2), now, &mut r).unwrap();
+    assert!(!bit(&mut t));
+    assert!(t.poll_dials(now + stale + 799).is_empty());
+    now += stale + 810;
+    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+    // The retry connects: the address is proven, the bit is back and the record is gossiped.
+    t.handle_connected(&key(2), true).unwrap();
+    assert!(bit(&mut t));
+    assert_eq!(t.record(&key(2)).map(|r| r.socket()), Some(addr(2002)));
+    // After a disconnection it is redialed at the base backoff, not the stale interval.
+    t.handle_disconnected(&key(2), now, &mut r).unwrap();
+    assert_eq!(t.poll_dials(now + 110), vec![(key(2), addr(2002))]);
+}
+
+/// An inbound connection from a peer with a stale address proves nothing about that address:
+/// the mark stays.
+#[test]
+fn an_inbound_connection_does_not_revive_a_stale_address() {
+    let (mut t, ids) = ten();
+    let mut r = rng();
+    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
+        .unwrap();
+    let p2 = pos(&ids, 2);
+    let mut now = NOW;
+    for _ in 0..3 {
+        assert_eq!(t.poll_dials(now).len(), 1);
+        t.handle_dial_failed(&key(2), now, &mut r).unwrap();
+        now += 1_010;
+    }
+    t.handle_connected(&key(2), false).unwrap();
+    assert_eq!(t.bit_vec(7).unwrap().bits[p2 / 8] & (1 << (p2 % 8)), 0);
+    assert!(t.record(&key(2)).is_none());
 }
 
 #[test]

@@ -590,6 +590,30 @@ async fn a_partition_between_two_halves_heals() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let split_after = t.elapsed();
+    // Held long enough for every address across to go stale (3 failed dials, 50 ms doubling):
+    // node 0 (in the first half) is the others' bootstrapper and never stale, so the first half
+    // knows 3 addresses (its own included) and the second half 4. Without the stale retry this
+    // partition never healed: records are signed once per start, so no newer one revives them.
+    let known = |node: &common::Node<K>| {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &node.registry).unwrap();
+        out.lines()
+            .find(|l| l.starts_with("p2p_known_peers{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    };
+    let t = Instant::now();
+    loop {
+        let counts: Vec<_> = nodes.iter().map(known).collect();
+        if (0..6).all(|i| counts[i] == Some(if half(i) == 0 { 3 } else { 4 })) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "addresses across never went stale: known {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stale_after = t.elapsed();
     // Inside a half, traffic goes on.
     let report = nodes[0]
         .plain
@@ -618,6 +642,9 @@ async fn a_partition_between_two_halves_heals() {
             break;
         }
     }
-    println!("partition: split seen after {split_after:?}, full mesh again after {healed_after:?}");
+    println!(
+        "partition: split seen after {split_after:?}, stale after {stale_after:?} more, full mesh \
+         again after {healed_after:?}"
+    );
     common::shutdown(nodes).await;
 }
