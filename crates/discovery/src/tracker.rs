@@ -516,6 +516,31 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         Ok(())
     }
 
+    /// The application lifted a block of `peer` (or otherwise wants it dialed at once): its
+    /// backoff and failure count are reset, so the next [`Tracker::poll_dials`] returns it if
+    /// its address is known. A stale mark stays (the address is still unproven). Blocked dials
+    /// are reported as failures, so without this a peer unblocked after a long block would
+    /// wait out the whole backoff its block accumulated.
+    ///
+    /// Errors: [`Error::NotAuthorized`] if `peer` is neither tracked nor a bootstrapper.
+    pub fn handle_dial_now(&mut self, peer: &V) -> Result<(), Error> {
+        let (slot, boot) = self.locate(peer);
+        if slot.is_none() && boot.is_none() {
+            return Err(Error::NotAuthorized);
+        }
+        if let Some(s) = slot {
+            let slot = &mut self.slots[s];
+            slot.failures = 0;
+            slot.next_dial_ms = 0;
+        }
+        if let Some(b) = boot {
+            let boot = &mut self.boots[b];
+            boot.failures = 0;
+            boot.next_dial_ms = 0;
+        }
+        Ok(())
+    }
+
     /// A bit vector arrived from the connected peer `from`. Returns the gossip answer to send
     /// back, if any: up to `max_gossip_records` random records that we know and `from` lacks,
     /// records of peers we are connected to (whose addresses are proven) first. `None` means

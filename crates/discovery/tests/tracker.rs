@@ -978,3 +978,34 @@ fn newer_record_with_a_new_address_resets_the_backoff() {
     t.handle_dial_failed(&key(2), NOW + 1, &mut r).unwrap();
     assert_eq!(t.poll_dials(NOW + 1 + 110), vec![(key(2), addr(2003))]);
 }
+
+/// `handle_dial_now` (an unblock) makes a backed-off peer due at once and restarts its failure
+/// count; a stale mark stays; an unknown key is refused.
+#[test]
+fn dial_now_resets_the_backoff_but_not_a_stale_mark() {
+    let (mut t, _) = ten();
+    let mut r = rng();
+    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
+        .unwrap();
+    assert_eq!(t.poll_dials(NOW).len(), 1);
+    t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
+    assert_eq!(t.poll_dials(NOW + 110).len(), 1);
+    t.handle_dial_failed(&key(2), NOW + 110, &mut r).unwrap();
+    assert!(t.poll_dials(NOW + 111).is_empty(), "backed off 200 ms");
+    t.handle_dial_now(&key(2)).unwrap();
+    assert_eq!(t.poll_dials(NOW + 111), vec![(key(2), addr(2002))]);
+    // The count restarted: the next failure waits the base delay (100 ms), not 400 ms.
+    t.handle_dial_failed(&key(2), NOW + 111, &mut r).unwrap();
+    assert_eq!(t.poll_dials(NOW + 111 + 110).len(), 1);
+    // Stale after three more failures: dial_now does not make it dialable.
+    let mut now = NOW + 221;
+    for _ in 0..3 {
+        t.handle_dial_failed(&key(2), now, &mut r).unwrap();
+        now += 1_010;
+        let _ = t.poll_dials(now);
+    }
+    assert!(t.record(&key(2)).is_none());
+    t.handle_dial_now(&key(2)).unwrap();
+    assert!(t.record(&key(2)).is_none());
+    assert_eq!(t.handle_dial_now(&key(99)), Err(Error::NotAuthorized));
+}

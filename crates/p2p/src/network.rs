@@ -92,6 +92,8 @@ pub(crate) struct Shared<S: Signer> {
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) tasks: Mutex<JoinSet<()>>,
+    /// Wakes the dialer before its next tick (a peer became dialable).
+    pub(crate) dial_now: tokio::sync::Notify,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (the task set stays
@@ -276,6 +278,7 @@ impl<S: Signer> Network<S> {
             metrics,
             shutdown,
             tasks: Mutex::new(JoinSet::new()),
+            dial_now: tokio::sync::Notify::new(),
             signer: config.signer,
         });
         let oracle = Oracle {
@@ -444,6 +447,7 @@ async fn dial_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
+            () = shared.dial_now.notified() => {}
         }
         for dial in shared.manager.poll_dials(now_ms(), &mut rand::rng()) {
             let ctx2 = Arc::clone(&ctx);
@@ -558,6 +562,8 @@ impl<S: Signer> Oracle<S> {
             info!("peer left every tracked set; disconnecting");
             close(&handle);
         }
+        // New peers with known addresses are dialable now.
+        self.shared.dial_now.notify_one();
         Ok(())
     }
 
@@ -568,9 +574,10 @@ impl<S: Signer> Oracle<S> {
         }
     }
 
-    /// Lifts a block.
+    /// Lifts a block; the peer is dialed at once (if we know its address).
     pub fn unblock(&self, key: &Key<S>) {
         self.shared.manager.unblock(key);
+        self.shared.dial_now.notify_one();
     }
 
     /// The peers connected right now.

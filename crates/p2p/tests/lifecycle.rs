@@ -52,6 +52,48 @@ async fn sixteen_mib_over_64_kib_frames_beside_a_compressed_channel() {
     shutdown(nodes).await;
 }
 
+/// A block refuses the blocked key's dials, each one counted as a failure, so its backoff
+/// grows while the block lasts; `unblock` resets that backoff and wakes the dialer, so the
+/// peer is dialed at once instead of after the backoff (2 s here) or the dialer's next tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unblocked_peer_is_dialed_at_once() {
+    let keys: Vec<_> = (0..2)
+        .map(|i| K::insecure_from_seed(i).public_key())
+        .collect();
+    let sets = [(0, keys)];
+    // Node 0 only listens: it drops records advertising loopback, so it never dials node 1.
+    let mut cfg = config::<K>(0, vec![]);
+    cfg.discovery.address_policy = p2p::discovery::AddressPolicy::recommended();
+    let listener = start::<K>(cfg, 0, &sets);
+    let boot = PeerUrl::new(&listener.key, listener.oracle.local_addr());
+    let mut cfg = config::<K>(1, vec![boot]);
+    cfg.discovery.dial_backoff_base = Duration::from_secs(2);
+    cfg.discovery.dial_backoff_max = Duration::from_secs(2);
+    cfg.dial_interval = Duration::from_secs(1);
+    let dialer = start::<K>(cfg, 1, &sets);
+    let nodes = vec![listener, dialer];
+    full_mesh(&nodes, Duration::from_secs(10)).await;
+    nodes[1].oracle.block(nodes[0].key.clone());
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !(nodes[0].oracle.connected().is_empty() && nodes[1].oracle.connected().is_empty()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the block disconnects");
+    // Long enough for the dialer to refuse the blocked dial at least once (backoff: 2 s).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = std::time::Instant::now();
+    nodes[1].oracle.unblock(&nodes[0].key);
+    full_mesh(&nodes, Duration::from_secs(5)).await;
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(700),
+        "reconnected {took:?} after unblock: the backoff or the tick was waited out"
+    );
+    shutdown(nodes).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_node_on_a_new_port_is_found_again() {
     let mut nodes = cluster::<K>(3);

@@ -39,10 +39,13 @@
 //!
 //! # Design
 //!
-//! Budgets are counted per connection in fixed windows of the discovery ping interval; past
-//! a budget the connection closes ([`Error::DiscoveryFlood`]), so one authorized peer can make
-//! us build at most `max_bit_vecs` gossip answers and verify at most `max_peers_messages`
-//! messages' worth of records per interval. A `Peers` message may hold at most one record per
+//! Budgets belong to the peer's key (reconnecting does not refill them) and are counted in
+//! fixed windows of the discovery ping interval; past a budget the connection closes
+//! ([`Error::DiscoveryFlood`]), so one authorized peer can make us build at most
+//! `max_bit_vecs` gossip answers and verify at most `max_peers_messages` messages' worth of
+//! records per interval, plus each connection's opening ([`OPENING_BIT_VECS`] and
+//! [`OPENING_PEERS`] messages, which every honest peer sends on every connection and which
+//! the handshake rate limits bound). A `Peers` message may hold at most one record per
 //! key ([`Error::DuplicateRecord`]), so a peer can make us verify at most one self-signed
 //! record per message; other keys' records verify only if they are genuinely newer.
 //!
@@ -75,7 +78,9 @@ pub use manager::{
     Admitted, Dial, DialPermit, HandshakePermit, Housekeeping, InboundPermit, InboundPermits,
     Manager, ManagerConfig, source_prefix,
 };
-pub use session::{Event, Now, PeerVersion, Session, SessionConfig};
+pub use session::{
+    Event, Now, OPENING_BIT_VECS, OPENING_PEERS, PeerVersion, Session, SessionConfig,
+};
 
 /// The largest frame body (plaintext and tag) a node accepts: 16 MiB. Each connection's reader
 /// may buffer one frame of the configured size and its writer a batch plus one frame.

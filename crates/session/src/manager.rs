@@ -393,9 +393,13 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         handle
     }
 
-    /// Lifts a block.
+    /// Lifts a block; the key is dialable at once (its backoff, grown by the refused dials
+    /// while blocked, is reset), so the driver should poll dials now.
     pub fn unblock(&self, key: &V) {
-        self.lock().blocked.remove(key);
+        let mut inner = self.lock();
+        if inner.blocked.remove(key) {
+            let _ = inner.tracker.handle_dial_now(key);
+        }
     }
 
     /// The handle of `key`'s connection, if it is connected.

@@ -120,7 +120,20 @@ pub struct Session<V: Verifier> {
     paused_until: Option<Instant>,
     outbox: VecDeque<Bytes>,
     version: Option<PeerVersion>,
+    /// Discovery messages of this connection's opening not charged to the key's budget (see
+    /// [`OPENING_BIT_VECS`], [`OPENING_PEERS`]).
+    opening_bit_vecs: u32,
+    opening_peers: u32,
 }
+
+/// `BitVec` messages per connection that the key's discovery budget does not count: the one
+/// every peer sends right after admission. Without it an honest peer that reconnects a few
+/// times within one ping interval is closed as a flood; the allowance is bounded by the
+/// handshake rate limits, since each one costs the sender a full handshake.
+pub const OPENING_BIT_VECS: u32 = 1;
+/// `Peers` messages per connection that the key's discovery budget does not count: the
+/// peer's own record, sent right after admission, and its answer to our opening bit vector.
+pub const OPENING_PEERS: u32 = 2;
 
 impl<V: Verifier> std::fmt::Debug for Session<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -156,6 +169,8 @@ impl<V: Verifier> Session<V> {
             paused_until: None,
             outbox,
             version: None,
+            opening_bit_vecs: OPENING_BIT_VECS,
+            opening_peers: OPENING_PEERS,
         }
     }
 
@@ -286,7 +301,11 @@ impl<V: Verifier> Session<V> {
                         }
                     }
                     Payload::BitVec(bit_vec) => {
-                        manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
+                        if self.opening_bit_vecs > 0 {
+                            self.opening_bit_vecs -= 1;
+                        } else {
+                            manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
+                        }
                         match manager.handle_bit_vec(&self.peer, &bit_vec, rng) {
                             Ok(Some(answer)) => {
                                 self.outbox
@@ -299,7 +318,11 @@ impl<V: Verifier> Session<V> {
                         }
                     }
                     Payload::Peers(peers) => {
-                        manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
+                        if self.opening_peers > 0 {
+                            self.opening_peers -= 1;
+                        } else {
+                            manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
+                        }
                         check_distinct_keys(&peers)?;
                         match manager.handle_peers(&self.peer, peers, now.unix_ms) {
                             Ok(outcome) => Ok(outcome
