@@ -7,7 +7,9 @@
 //! - `vectors`: regenerate the checked-in test vectors of every crate that has them.
 //! - `fuzz [SECONDS]`: run every cargo-fuzz target for SECONDS each (needs `cargo-fuzz`; see
 //!   `docs/fuzzing.md` for long runs).
-//! - `bench-report`: run the criterion benches and print medians and ratios.
+//! - `bench-report`: the end-to-end figures beside their baselines (plain TCP, sealed TCP, the
+//!   bare handshake, the AEAD alone), for both AEAD backends, as `name value unit` lines with
+//!   ratios (`docs/performance.md`); `bench-report --criterion` runs the criterion benches.
 //! - `soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS] [...]`: build
 //!   `p2p-node` in release and run its reliability soak (N member processes on 127.0.0.1,
 //!   random traffic and restarts, a full account of every message and of each member's
@@ -185,10 +187,35 @@ fn fuzz(seconds: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `bench-report`: the end-to-end figures and their baselines (`benches/src/bin/
+/// bench_report.rs`), once per AEAD backend, each build run right after it is made. With
+/// `--criterion [ARGS]`, the criterion benches instead (ARGS go to criterion).
 fn bench_report(extra: &[String]) -> Result<(), String> {
-    let mut args = vec!["bench", "-p", "p2p-benches", "--"];
-    args.extend(extra.iter().map(String::as_str));
-    run("cargo", &args, &[])
+    if extra.first().map(String::as_str) == Some("--criterion") {
+        let mut args = vec!["bench", "-p", "p2p-benches", "--"];
+        args.extend(extra[1..].iter().map(String::as_str));
+        return run("cargo", &args, &[]);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let exe = target.join("release").join("bench-report");
+    for features in [&[][..], &["--features", "aws-lc-rs"][..]] {
+        let mut args = vec![
+            "build",
+            "--release",
+            "-p",
+            "p2p-benches",
+            "--bin",
+            "bench-report",
+        ];
+        args.extend_from_slice(features);
+        run("cargo", &args, &[])?;
+        let started = std::time::Instant::now();
+        run(&exe.to_string_lossy(), &[], &[])?;
+        println!("# took {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(())
 }
 
 /// Builds the release node and runs `p2p-node soak` with `extra` (its exit status is ours).

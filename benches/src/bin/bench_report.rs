@@ -19,11 +19,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Median rate over [`WINDOWS`] runs of `f`, which does `work` units and returns its time.
-fn rate(work: f64, mut f: impl FnMut() -> Duration) -> f64 {
+/// Length of one measuring window.
+const WINDOW: Duration = Duration::from_millis(400);
+
+/// Median rate, in units per second, over [`WINDOWS`] runs of `f(n)`, which does `n` units of
+/// work and returns its time; `n` is first calibrated from `n0` so that a window lasts about
+/// [`WINDOW`] whatever the backend.
+fn rate(n0: u64, mut f: impl FnMut(u64) -> Duration) -> f64 {
+    let took = f(n0).as_secs_f64().max(1e-6);
+    let n = ((n0 as f64 * WINDOW.as_secs_f64() / took) as u64).clamp(1, n0.saturating_mul(1000));
     median(
         (0..WINDOWS)
-            .map(|_| work / f().as_secs_f64().max(1e-9))
+            .map(|_| n as f64 / f(n).as_secs_f64().max(1e-9))
             .collect(),
     )
 }
@@ -42,61 +49,37 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-struct Size {
-    bytes: usize,
-    label: &'static str,
-    /// Messages per window.
-    n: u64,
-}
-
-const SIZES: [Size; 4] = [
-    Size {
-        bytes: 1 << 10,
-        label: "1KiB",
-        n: 100_000,
-    },
-    Size {
-        bytes: 64 << 10,
-        label: "64KiB",
-        n: 4_000,
-    },
-    Size {
-        bytes: 1 << 20,
-        label: "1MiB",
-        n: 256,
-    },
-    Size {
-        bytes: 16 << 20,
-        label: "16MiB",
-        n: 16,
-    },
+const SIZES: [(usize, &str); 4] = [
+    (1 << 10, "1KiB"),
+    (64 << 10, "64KiB"),
+    (1 << 20, "1MiB"),
+    (16 << 20, "16MiB"),
 ];
 
 fn bulk(rt: &Runtime) {
     let mut pair = Pair::<ed25519::PrivateKey>::new(rt, 1024);
     // Warm-up: buffers and the allocator grow to their steady size.
     pair.one_way(rt, 1 << 20, 64);
-    for s in &SIZES {
-        let gb = (s.bytes as u64 * s.n) as f64 / 1e9;
-        // The AEAD alone, on frames of the size the network seals (at most 1 MiB), 64 MiB.
-        let frame = s.bytes.min(e2e::FRAME);
-        let frames = (64 << 20) / frame as u64;
-        let seal = rate((frame as u64 * frames) as f64 / 1e9, || {
-            e2e::seal(frame, frames)
-        });
-        let tcp = rate(gb, || e2e::tcp_one_way(rt, s.bytes, s.n));
-        let sealed = rate(gb, || e2e::sealed_tcp_one_way(rt, s.bytes, s.n));
+    for (bytes, label) in SIZES {
+        let gb = bytes as f64 / 1e9;
+        // Messages for a first, calibrating window of about 64 MiB.
+        let n0 = ((64 << 20) / bytes as u64).max(2);
+        // The AEAD alone, on frames of the size the network seals (at most 1 MiB).
+        let frame = bytes.min(e2e::FRAME);
+        let seal = rate(((64 << 20) / frame) as u64, |n| e2e::seal(frame, n)) * frame as f64 / 1e9;
+        let tcp = rate(n0, |n| e2e::tcp_one_way(rt, bytes, n)) * gb;
+        let sealed = rate(n0, |n| e2e::sealed_tcp_one_way(rt, bytes, n)) * gb;
         let mut refused = Vec::new();
-        let net = rate(gb, || {
-            let (d, r) = pair.one_way(rt, s.bytes, s.n);
-            refused.push(r);
+        let net = rate(n0, |n| {
+            let (d, r) = pair.one_way(rt, bytes, n);
+            refused.push(r as f64 / n as f64);
             d
-        });
-        let name = format!("e2e::one_way/size={}", s.label);
-        line(&format!("aead::seal/size={}", s.label), seal, "GB/s", &[]);
-        line(&format!("tcp::one_way/size={}", s.label), tcp, "GB/s", &[]);
+        }) * gb;
+        let name = format!("e2e::one_way/size={label}");
+        line(&format!("aead::seal/size={label}"), seal, "GB/s", &[]);
+        line(&format!("tcp::one_way/size={label}"), tcp, "GB/s", &[]);
         line(
-            &format!("sealed_tcp::one_way/size={}", s.label),
+            &format!("sealed_tcp::one_way/size={label}"),
             sealed,
             "GB/s",
             &[("tcp", tcp), ("seal", seal)],
@@ -108,22 +91,21 @@ fn bulk(rt: &Runtime) {
             &[("tcp", tcp), ("sealed_tcp", sealed), ("seal", seal)],
         );
         println!(
-            "{name}:refused_sends {} per window (backlog full, retried)",
-            median(refused.iter().map(|&r| r as f64).collect())
+            "{name}:refused_sends {:.3} per_message (backlog full, retried)",
+            median(refused)
         );
     }
-    // 100-byte messages, one send each: messages per second.
-    let n = 300_000u64;
-    let m = n as f64 / 1e6;
-    let seal = rate(m, || e2e::seal(100, n));
-    let tcp = rate(m, || e2e::tcp_one_way(rt, 100, n));
-    let sealed = rate(m, || e2e::sealed_tcp_one_way(rt, 100, n));
+    // 100-byte messages, one send each: millions of messages per second.
+    let n0 = 100_000;
+    let seal = rate(n0, |n| e2e::seal(100, n)) / 1e6;
+    let tcp = rate(n0, |n| e2e::tcp_one_way(rt, 100, n)) / 1e6;
+    let sealed = rate(n0, |n| e2e::sealed_tcp_one_way(rt, 100, n)) / 1e6;
     let mut refused = Vec::new();
-    let net = rate(m, || {
+    let net = rate(n0, |n| {
         let (d, r) = pair.one_way(rt, 100, n);
-        refused.push(r);
+        refused.push(r as f64 / n as f64);
         d
-    });
+    }) / 1e6;
     line("aead::seal/size=100B", seal, "M/s", &[]);
     line("tcp::one_way/size=100B", tcp, "M/s", &[]);
     line(
@@ -139,12 +121,12 @@ fn bulk(rt: &Runtime) {
         &[("tcp", tcp), ("sealed_tcp", sealed), ("seal", seal)],
     );
     println!(
-        "e2e::small/size=100B:refused_sends {} per window (backlog 1024, retried)",
-        median(refused.iter().map(|&r| r as f64).collect())
+        "e2e::small/size=100B:refused_sends {:.3} per_message (backlog 1024, retried)",
+        median(refused)
     );
 
     // 1 KiB round trips.
-    let n = 5_000;
+    let n = 10_000;
     let mut tcp = e2e::tcp_round_trips(rt, 1024, n);
     let mut net = pair.round_trips(rt, 1024, n);
     let (tcp50, tcp99) = (e2e::quantile(&mut tcp, 0.5), e2e::quantile(&mut tcp, 0.99));
@@ -166,12 +148,14 @@ fn bulk(rt: &Runtime) {
     pair.shutdown(rt);
 }
 
-fn connect<S: Signer>(rt: &Runtime, scheme: &str, n: usize) {
-    let bare = rate(n as f64, || {
-        e2e::bare_handshakes::<S>(rt, n).iter().sum::<Duration>()
+fn connect<S: Signer>(rt: &Runtime, scheme: &str, n: u64) {
+    let bare = rate(n, |n| {
+        e2e::bare_handshakes::<S>(rt, n as usize)
+            .iter()
+            .sum::<Duration>()
     });
     let pair = Pair::<S>::new(rt, 16);
-    let net = rate(n as f64, || pair.reconnects(n).iter().sum::<Duration>());
+    let net = rate(n, |n| pair.reconnects(n as usize).iter().sum::<Duration>());
     pair.shutdown(rt);
     line(
         &format!("handshake::bare/scheme={scheme}"),
@@ -194,6 +178,6 @@ fn main() {
         p2p::cipher::BACKEND
     );
     bulk(&rt);
-    connect::<ed25519::PrivateKey>(&rt, "ed25519", 200);
-    connect::<bls12381::PrivateKey>(&rt, "bls12381", 50);
+    connect::<ed25519::PrivateKey>(&rt, "ed25519", 100);
+    connect::<bls12381::PrivateKey>(&rt, "bls12381", 10);
 }

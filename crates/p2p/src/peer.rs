@@ -510,7 +510,14 @@ async fn write_batch<S: Signer>(
 /// memory (the soak saw ~1 MiB per connection). So a buffer that holds nothing and is larger
 /// than [`IDLE_READ_BUFFER`] is given back and replaced by a [`READ_CHUNK`] one.
 fn reserve_read(buf: &mut BytesMut) {
-    buf.reserve(READ_CHUNK);
+    // A partly read frame (its length was checked against the maximum by `frame::decode`):
+    // room for all of it, so a large frame takes one read instead of one per 64 KiB.
+    let rest = match buf.get(..frame::HEADER_LEN) {
+        Some(&[a, b, c, d]) => (frame::HEADER_LEN + u32::from_be_bytes([a, b, c, d]) as usize)
+            .saturating_sub(buf.len()),
+        _ => 0,
+    };
+    buf.reserve(READ_CHUNK.max(rest));
     if buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER {
         *buf = BytesMut::with_capacity(READ_CHUNK);
     }
