@@ -549,6 +549,12 @@ mod tests {
             buf.capacity()
         );
         assert!(buf.capacity() >= READ_CHUNK);
+        // The start of a 1 MiB frame: room for all of it, so the rest comes in one read.
+        let mut start = BytesMut::with_capacity(READ_CHUNK);
+        start.extend_from_slice(&(1u32 << 20).to_be_bytes());
+        start.extend_from_slice(&[0u8; 1000]);
+        reserve_read(&mut start);
+        assert!(start.capacity() >= frame::HEADER_LEN + (1 << 20));
         // A partly read large frame is kept as it is.
         buf.extend_from_slice(&vec![1u8; 300 * 1024]);
         let _head = buf.split_to(100);
