@@ -174,7 +174,7 @@ impl<S: Signer> Pair<S> {
     }
 
     /// Sends `n` messages of `size` bytes from `a` to `b`, one `send` each (a full backlog is
-    /// retried after a yield), and waits until `b`'s application received them all. Returns
+    /// retried after a timer tick), and waits until `b`'s application received them all. Returns
     /// the elapsed time and the number of refused sends (backlog full).
     pub fn one_way(&self, rt: &Runtime, size: usize, n: u64) -> (Duration, u64) {
         let message = Bytes::from(vec![0xA5u8; size]);
@@ -201,7 +201,10 @@ impl<S: Signer> Pair<S> {
                     if report.queued.is_empty() {
                         assert!(report.not_connected.is_empty(), "the peer disconnected");
                         refused += 1;
-                        tokio::task::yield_now().await;
+                        // The backlog is full: wait for room (a timer tick, 1 ms) rather than
+                        // spin on a worker the network's tasks need. There is no wait-for-room
+                        // API yet.
+                        tokio::time::sleep(Duration::from_micros(500)).await;
                     } else {
                         break;
                     }

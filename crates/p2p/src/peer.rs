@@ -22,8 +22,11 @@ use crate::network::{CloseHandle, Family, Key, Shared, close, now_ms};
 
 /// Bytes reserved per read from the socket.
 const READ_CHUNK: usize = 64 * 1024;
-/// Largest read buffer kept while no frame is partly read (see [`reserve_read`]).
+/// Largest read buffer kept while the connection is quiet (see [`read_buffer_release`]).
 const IDLE_READ_BUFFER: usize = 2 * READ_CHUNK;
+/// How long an empty read buffer larger than [`IDLE_READ_BUFFER`] (or a write buffer larger
+/// than [`IDLE_WRITE_BUFFER`]) is kept waiting for traffic.
+const READ_BUFFER_RELEASE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Largest write buffer kept while the connection has nothing to send.
 const IDLE_WRITE_BUFFER: usize = 16 * 1024;
 /// Frames handled from one read before the reader yields to other tasks.
@@ -352,9 +355,15 @@ impl<S: Signer> ReadSide<S> {
                 }
             }
             reserve_read(&mut self.buf);
+            let release = read_buffer_release(&self.buf);
             let deadline = tokio::time::Instant::from_std(self.session.poll_timeout());
             let read = tokio::select! {
                 r = self.reader.read_buf(&mut self.buf) => r,
+                () = sleep_until_opt(release) => {
+                    // Quiet: give the large buffer back (`read_buf` is cancel-safe).
+                    self.buf = BytesMut::with_capacity(READ_CHUNK);
+                    continue;
+                }
                 () = tokio::time::sleep_until(deadline) => {
                     self.session.handle_timeout(Instant::now())?;
                     continue;
@@ -396,7 +405,7 @@ async fn write_loop<S: Signer>(
     let shared = &ctx.shared;
     let max = shared.handshake.max_frame_len;
     let batch = shared.write_batch_bytes;
-    // Grown on demand, and given back when the connection goes idle, so an idle connection
+    // Grown on demand, and given back when the connection goes quiet, so an idle connection
     // holds no batch buffer (it was ~1.25 MiB up front).
     let mut out = BytesMut::new();
     let mut shutdown = shared.shutdown.subscribe();
@@ -451,13 +460,15 @@ async fn write_loop<S: Signer>(
             let _ = tokio::time::timeout(shared.write_timeout, writer.shutdown()).await;
             return Ok(());
         }
-        if out.capacity() > IDLE_WRITE_BUFFER {
-            out = BytesMut::new();
-        }
+        // A large batch buffer is kept while messages keep coming (reallocating it per batch
+        // costs its page faults every time) and given back once the connection is quiet.
+        let release = (out.capacity() > IDLE_WRITE_BUFFER)
+            .then(|| tokio::time::Instant::now() + READ_BUFFER_RELEASE);
         let retry = retry_at.map(tokio::time::Instant::from_std);
         tokio::select! {
             () = scheduler.ready() => {}
             () = sleep_until_opt(retry) => {}
+            () = sleep_until_opt(release) => out = BytesMut::new(),
             _ = close.wait_for(|c| *c) => return Err(Close::Local),
             _ = shutdown.wait_for(|s| *s), if flush_deadline.is_none() => {
                 flush_deadline = Some(tokio::time::Instant::now() + shared.shutdown_flush);
@@ -504,11 +515,14 @@ async fn write_batch<S: Signer>(
     }
 }
 
-/// Makes room for the next read. A large frame grows the read buffer to its size, and once
-/// the frame is consumed `reserve` reclaims that whole allocation; kept for the connection's
-/// life, it would cost every connection that ever received one large frame about a frame of
-/// memory (the soak saw ~1 MiB per connection). So a buffer that holds nothing and is larger
-/// than [`IDLE_READ_BUFFER`] is given back and replaced by a [`READ_CHUNK`] one.
+/// Makes room for the next read: at least [`READ_CHUNK`], and all of a partly read frame.
+///
+/// A large frame grows the buffer to its size, and once the frame is consumed (and, for a part
+/// of a multi-part message, copied into the reassembler) `reserve` reclaims that allocation in
+/// place, so a stream of large frames reuses one buffer. Giving it back after every frame cost
+/// a fresh allocation, and its page faults, per frame (about a quarter of the throughput of
+/// 1 MiB messages); it is given back only once the connection is quiet (see
+/// [`read_buffer_release`]).
 fn reserve_read(buf: &mut BytesMut) {
     // A partly read frame (its length was checked against the maximum by `frame::decode`):
     // room for all of it, so a large frame takes one read instead of one per 64 KiB.
@@ -518,9 +532,15 @@ fn reserve_read(buf: &mut BytesMut) {
         _ => 0,
     };
     buf.reserve(READ_CHUNK.max(rest));
-    if buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER {
-        *buf = BytesMut::with_capacity(READ_CHUNK);
-    }
+}
+
+/// When to give back a read buffer that holds nothing and is larger than
+/// [`IDLE_READ_BUFFER`]: if no byte arrives within [`READ_BUFFER_RELEASE`]. Kept for the
+/// connection's life, such a buffer would cost every connection that ever received one large
+/// frame about a frame of memory (the soak saw ~1 MiB per connection).
+fn read_buffer_release(buf: &BytesMut) -> Option<tokio::time::Instant> {
+    (buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER)
+        .then(|| tokio::time::Instant::now() + READ_BUFFER_RELEASE)
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
@@ -535,30 +555,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_read_buffer_is_given_back_after_a_large_frame() {
+    fn a_large_read_buffer_is_reused_while_busy_and_released_when_quiet() {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         reserve_read(&mut buf);
+        assert!(
+            read_buffer_release(&buf).is_none(),
+            "a small buffer is kept"
+        );
         // A 1 MiB frame is read and consumed (split off, handled, dropped).
         buf.extend_from_slice(&vec![7u8; 1 << 20]);
         let frame = buf.split_to(buf.len());
         drop(frame);
+        // The next read reuses the allocation...
         reserve_read(&mut buf);
-        assert!(
-            buf.capacity() <= IDLE_READ_BUFFER,
-            "kept {} bytes",
-            buf.capacity()
-        );
-        assert!(buf.capacity() >= READ_CHUNK);
+        assert!(buf.capacity() >= 1 << 20, "kept {} bytes", buf.capacity());
+        // ...and the buffer is given back if the connection stays quiet.
+        let release = read_buffer_release(&buf).expect("a release time");
+        assert!(release <= tokio::time::Instant::now() + READ_BUFFER_RELEASE);
         // The start of a 1 MiB frame: room for all of it, so the rest comes in one read.
         let mut start = BytesMut::with_capacity(READ_CHUNK);
         start.extend_from_slice(&(1u32 << 20).to_be_bytes());
         start.extend_from_slice(&[0u8; 1000]);
         reserve_read(&mut start);
         assert!(start.capacity() >= frame::HEADER_LEN + (1 << 20));
+        assert!(
+            read_buffer_release(&start).is_none(),
+            "a partial frame is kept"
+        );
         // A partly read large frame is kept as it is.
         buf.extend_from_slice(&vec![1u8; 300 * 1024]);
         let _head = buf.split_to(100);
         reserve_read(&mut buf);
         assert_eq!(buf.len(), 300 * 1024 - 100);
+        assert!(read_buffer_release(&buf).is_none());
     }
 }
