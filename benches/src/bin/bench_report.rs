@@ -56,73 +56,90 @@ const SIZES: [(usize, &str); 4] = [
     (16 << 20, "16MiB"),
 ];
 
+/// What one message-size group measures and how it is reported.
+struct Group<'a> {
+    bytes: usize,
+    label: &'a str,
+    /// Name of the network's figure.
+    name: String,
+    /// Units (GB or millions of messages) per message and per sealed frame.
+    per_message: f64,
+    per_frame: f64,
+    unit: &'a str,
+    /// Messages of the first, calibrating window.
+    n0: u64,
+}
+
+/// Measures the AEAD alone, plain TCP, sealed TCP and the network on one group, then prints
+/// them with their ratios and the network's refused sends per message.
+fn group(rt: &Runtime, pair: &Pair<ed25519::PrivateKey>, g: &Group<'_>) {
+    // The AEAD alone, on frames of the size the network seals (at most 1 MiB).
+    let frame = g.bytes.min(e2e::FRAME);
+    let frames0 = ((64 << 20) / frame as u64).min(200_000);
+    let seal = rate(frames0, |n| e2e::seal(frame, n)) * g.per_frame;
+    let tcp = rate(g.n0, |n| e2e::tcp_one_way(rt, g.bytes, n)) * g.per_message;
+    let sealed = rate(g.n0, |n| e2e::sealed_tcp_one_way(rt, g.bytes, n)) * g.per_message;
+    let mut refused = Vec::new();
+    let net = rate(g.n0, |n| {
+        let (d, r) = pair.one_way(rt, g.bytes, n);
+        refused.push(r as f64 / n as f64);
+        d
+    }) * g.per_message;
+    let (label, unit) = (g.label, g.unit);
+    line(&format!("aead::seal/size={label}"), seal, unit, &[]);
+    line(&format!("tcp::one_way/size={label}"), tcp, unit, &[]);
+    line(
+        &format!("sealed_tcp::one_way/size={label}"),
+        sealed,
+        unit,
+        &[("tcp", tcp), ("seal", seal)],
+    );
+    line(
+        &g.name,
+        net,
+        unit,
+        &[("tcp", tcp), ("sealed_tcp", sealed), ("seal", seal)],
+    );
+    println!(
+        "{}:refused_sends {:.3} per_message (backlog 1024, retried)",
+        g.name,
+        median(refused)
+    );
+}
+
 fn bulk(rt: &Runtime) {
     let mut pair = Pair::<ed25519::PrivateKey>::new(rt, 1024);
     // Warm-up: buffers and the allocator grow to their steady size.
     pair.one_way(rt, 1 << 20, 64);
     for (bytes, label) in SIZES {
-        let gb = bytes as f64 / 1e9;
-        // Messages for a first, calibrating window of about 64 MiB.
-        let n0 = ((64 << 20) / bytes as u64).max(2);
-        // The AEAD alone, on frames of the size the network seals (at most 1 MiB).
-        let frame = bytes.min(e2e::FRAME);
-        let seal = rate(((64 << 20) / frame) as u64, |n| e2e::seal(frame, n)) * frame as f64 / 1e9;
-        let tcp = rate(n0, |n| e2e::tcp_one_way(rt, bytes, n)) * gb;
-        let sealed = rate(n0, |n| e2e::sealed_tcp_one_way(rt, bytes, n)) * gb;
-        let mut refused = Vec::new();
-        let net = rate(n0, |n| {
-            let (d, r) = pair.one_way(rt, bytes, n);
-            refused.push(r as f64 / n as f64);
-            d
-        }) * gb;
-        let name = format!("e2e::one_way/size={label}");
-        line(&format!("aead::seal/size={label}"), seal, "GB/s", &[]);
-        line(&format!("tcp::one_way/size={label}"), tcp, "GB/s", &[]);
-        line(
-            &format!("sealed_tcp::one_way/size={label}"),
-            sealed,
-            "GB/s",
-            &[("tcp", tcp), ("seal", seal)],
-        );
-        line(
-            &name,
-            net,
-            "GB/s",
-            &[("tcp", tcp), ("sealed_tcp", sealed), ("seal", seal)],
-        );
-        println!(
-            "{name}:refused_sends {:.3} per_message (backlog full, retried)",
-            median(refused)
+        group(
+            rt,
+            &pair,
+            &Group {
+                bytes,
+                label,
+                name: format!("e2e::one_way/size={label}"),
+                per_message: bytes as f64 / 1e9,
+                per_frame: bytes.min(e2e::FRAME) as f64 / 1e9,
+                unit: "GB/s",
+                // A first window of about 64 MiB.
+                n0: ((64 << 20) / bytes as u64).max(2),
+            },
         );
     }
     // 100-byte messages, one send each: millions of messages per second.
-    let n0 = 100_000;
-    let seal = rate(n0, |n| e2e::seal(100, n)) / 1e6;
-    let tcp = rate(n0, |n| e2e::tcp_one_way(rt, 100, n)) / 1e6;
-    let sealed = rate(n0, |n| e2e::sealed_tcp_one_way(rt, 100, n)) / 1e6;
-    let mut refused = Vec::new();
-    let net = rate(n0, |n| {
-        let (d, r) = pair.one_way(rt, 100, n);
-        refused.push(r as f64 / n as f64);
-        d
-    }) / 1e6;
-    line("aead::seal/size=100B", seal, "M/s", &[]);
-    line("tcp::one_way/size=100B", tcp, "M/s", &[]);
-    line(
-        "sealed_tcp::one_way/size=100B",
-        sealed,
-        "M/s",
-        &[("tcp", tcp), ("seal", seal)],
-    );
-    line(
-        "e2e::small/size=100B",
-        net,
-        "M/s",
-        &[("tcp", tcp), ("sealed_tcp", sealed), ("seal", seal)],
-    );
-    println!(
-        "e2e::small/size=100B:refused_sends {:.3} per_message (backlog 1024, retried)",
-        median(refused)
+    group(
+        rt,
+        &pair,
+        &Group {
+            bytes: 100,
+            label: "100B",
+            name: "e2e::small/size=100B".to_owned(),
+            per_message: 1e-6,
+            per_frame: 1e-6,
+            unit: "M/s",
+            n0: 100_000,
+        },
     );
 
     // 1 KiB round trips.

@@ -518,7 +518,9 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
 
     /// The application lifted a block of `peer` (or otherwise wants it dialed at once): its
     /// backoff and failure count are reset, so the next [`Tracker::poll_dials`] returns it if
-    /// its address is known. A stale mark stays (the address is still unproven). Blocked dials
+    /// its address is known. A stale address gets that one dial too, but the mark stays until
+    /// a dial connects (after a failure it waits its backoff plus `stale_redial_interval`
+    /// again). Blocked dials
     /// are reported as failures, so without this a peer unblocked after a long block would
     /// wait out the whole backoff its block accumulated.
     ///

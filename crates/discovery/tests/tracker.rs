@@ -193,6 +193,30 @@ fn ten() -> (Tracker<Key>, Vec<u64>) {
     (t, ids)
 }
 
+/// `ten()` with key 2's record (port 2002) learned from key 1; also returns key 2's position.
+fn ten_knowing_2() -> (Tracker<Key>, usize) {
+    let (mut t, ids) = ten();
+    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
+        .unwrap();
+    (t, pos(&ids, 2))
+}
+
+/// Whether bit `p` of our vector for set 7 is set.
+fn bit(t: &mut Tracker<Key>, p: usize) -> bool {
+    t.bit_vec(7).unwrap().bits[p / 8] & (1 << (p % 8)) != 0
+}
+
+/// Dials key 2 and fails, three times 1010 ms apart from `now` (the config's
+/// `max_failed_dials`: its address is then stale); returns the time 1010 ms after the last.
+fn fail_key_2_until_stale(t: &mut Tracker<Key>, r: &mut ChaCha8Rng, mut now: u64) -> u64 {
+    for _ in 0..3 {
+        assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+        t.handle_dial_failed(&key(2), now, r).unwrap();
+        now += 1_010;
+    }
+    now
+}
+
 #[test]
 fn bit_order_is_lsb_first() {
     let (mut t, ids) = ten();
@@ -606,19 +630,10 @@ fn backoff_doubles_then_address_goes_stale_until_newer_record() {
 /// that connects revives the address (bit 1, gossiped, redialed at the base backoff).
 #[test]
 fn a_stale_address_is_retried_once_per_stale_interval_and_revived_by_a_connection() {
-    let (mut t, ids) = ten();
+    let (mut t, p2) = ten_knowing_2();
     let mut r = rng();
-    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
-        .unwrap();
-    let p2 = pos(&ids, 2);
-    let bit = |t: &mut Tracker<Key>| t.bit_vec(7).unwrap().bits[p2 / 8] & (1 << (p2 % 8)) != 0;
-    let mut now = NOW;
-    for _ in 0..3 {
-        assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
-        t.handle_dial_failed(&key(2), now, &mut r).unwrap();
-        now += 1_010;
-    }
-    assert!(!bit(&mut t));
+    let mut now = fail_key_2_until_stale(&mut t, &mut r, NOW);
+    assert!(!bit(&mut t, p2));
     // Failure 3 at `now - 1010` waits 400 ms (+ jitter), then the 10 min stale interval.
     let stale = 600_000;
     assert!(t.poll_dials(now - 1_010 + stale + 399).is_empty());
@@ -626,13 +641,13 @@ fn a_stale_address_is_retried_once_per_stale_interval_and_revived_by_a_connectio
     assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
     // The retry fails: stale still, next retry one more interval (after 800 ms of backoff).
     t.handle_dial_failed(&key(2), now, &mut r).unwrap();
-    assert!(!bit(&mut t));
+    assert!(!bit(&mut t, p2));
     assert!(t.poll_dials(now + stale + 799).is_empty());
     now += stale + 810;
     assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
     // The retry connects: the address is proven, the bit is back and the record is gossiped.
     t.handle_connected(&key(2), true).unwrap();
-    assert!(bit(&mut t));
+    assert!(bit(&mut t, p2));
     assert_eq!(t.record(&key(2)).map(|r| r.socket()), Some(addr(2002)));
     // After a disconnection it is redialed at the base backoff, not the stale interval.
     t.handle_disconnected(&key(2), now, &mut r).unwrap();
@@ -643,19 +658,10 @@ fn a_stale_address_is_retried_once_per_stale_interval_and_revived_by_a_connectio
 /// the mark stays.
 #[test]
 fn an_inbound_connection_does_not_revive_a_stale_address() {
-    let (mut t, ids) = ten();
-    let mut r = rng();
-    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
-        .unwrap();
-    let p2 = pos(&ids, 2);
-    let mut now = NOW;
-    for _ in 0..3 {
-        assert_eq!(t.poll_dials(now).len(), 1);
-        t.handle_dial_failed(&key(2), now, &mut r).unwrap();
-        now += 1_010;
-    }
+    let (mut t, p2) = ten_knowing_2();
+    fail_key_2_until_stale(&mut t, &mut rng(), NOW);
     t.handle_connected(&key(2), false).unwrap();
-    assert_eq!(t.bit_vec(7).unwrap().bits[p2 / 8] & (1 << (p2 % 8)), 0);
+    assert!(!bit(&mut t, p2));
     assert!(t.record(&key(2)).is_none());
 }
 
@@ -980,13 +986,11 @@ fn newer_record_with_a_new_address_resets_the_backoff() {
 }
 
 /// `handle_dial_now` (an unblock) makes a backed-off peer due at once and restarts its failure
-/// count; a stale mark stays; an unknown key is refused.
+/// count; a stale address gets one dial at once but stays stale; an unknown key is refused.
 #[test]
 fn dial_now_resets_the_backoff_but_not_a_stale_mark() {
-    let (mut t, _) = ten();
+    let (mut t, p2) = ten_knowing_2();
     let mut r = rng();
-    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
-        .unwrap();
     assert_eq!(t.poll_dials(NOW).len(), 1);
     t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
     assert_eq!(t.poll_dials(NOW + 110).len(), 1);
@@ -996,16 +1000,23 @@ fn dial_now_resets_the_backoff_but_not_a_stale_mark() {
     assert_eq!(t.poll_dials(NOW + 111), vec![(key(2), addr(2002))]);
     // The count restarted: the next failure waits the base delay (100 ms), not 400 ms.
     t.handle_dial_failed(&key(2), NOW + 111, &mut r).unwrap();
-    assert_eq!(t.poll_dials(NOW + 111 + 110).len(), 1);
-    // Stale after three more failures: dial_now does not make it dialable.
-    let mut now = NOW + 221;
-    for _ in 0..3 {
+    assert!(t.poll_dials(NOW + 111 + 99).is_empty());
+    // Two more failures make three in a row: stale. dial_now asks for one dial at once (a
+    // stale retry ahead of time) but leaves the mark: after that dial fails, the next waits the
+    // backoff and the whole stale interval.
+    let mut now = NOW + 111 + 110;
+    for _ in 0..2 {
+        assert_eq!(t.poll_dials(now).len(), 1);
         t.handle_dial_failed(&key(2), now, &mut r).unwrap();
         now += 1_010;
-        let _ = t.poll_dials(now);
     }
-    assert!(t.record(&key(2)).is_none());
+    assert!(!bit(&mut t, p2));
+    assert!(t.poll_dials(now).is_empty());
     t.handle_dial_now(&key(2)).unwrap();
-    assert!(t.record(&key(2)).is_none());
+    assert!(!bit(&mut t, p2));
+    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+    t.handle_dial_failed(&key(2), now, &mut r).unwrap();
+    assert!(t.poll_dials(now + 600_000 + 99).is_empty());
+    assert_eq!(t.poll_dials(now + 600_000 + 110).len(), 1);
     assert_eq!(t.handle_dial_now(&key(99)), Err(Error::NotAuthorized));
 }

