@@ -276,6 +276,35 @@ impl Chunker {
         self.next_part >= self.total_parts
     }
 
+    /// The length of the envelope [`Chunker::write_next`] would append next, and whether that
+    /// chunk ends the message; `None` once every part has been written.
+    pub fn peek_next(&self) -> Option<(usize, bool)> {
+        if self.is_finished() {
+            return None;
+        }
+        let (part, take) = self.next_take();
+        let len = envelope_len(self.channel, part, self.total_parts, take as u64);
+        Some((
+            usize::try_from(len).unwrap_or(usize::MAX),
+            part + 1 == self.total_parts,
+        ))
+    }
+
+    /// The next part's index and content length.
+    fn next_take(&self) -> (u32, usize) {
+        let part = self.next_part;
+        // `Chunker::new` checked (through `total_parts_for`) that every part has a capacity.
+        let cap = chunk_capacity(self.max_plaintext_len, self.channel, part, self.total_parts)
+            .unwrap_or(0) as usize;
+        let rest = self.message.len().saturating_sub(self.offset);
+        let take = if part + 1 == self.total_parts {
+            rest
+        } else {
+            cap.min(rest)
+        };
+        (part, take)
+    }
+
     /// Appends the next chunk, encoded as one `p2p_proto::Message { chunk }`, to `out`; returns
     /// false (appending nothing) once every part has been written.
     ///
@@ -284,16 +313,8 @@ impl Chunker {
         if self.is_finished() {
             return false;
         }
-        let part = self.next_part;
-        // `Chunker::new` checked (through `total_parts_for`) that every part has a capacity.
-        let cap = chunk_capacity(self.max_plaintext_len, self.channel, part, self.total_parts)
-            .unwrap_or(0) as usize;
+        let (part, take) = self.next_take();
         let rest = &self.message[self.offset..];
-        let take = if part + 1 == self.total_parts {
-            rest.len()
-        } else {
-            cap.min(rest.len())
-        };
         write_envelope(out, self.channel, part, self.total_parts, &rest[..take]);
         self.offset += take;
         self.next_part += 1;

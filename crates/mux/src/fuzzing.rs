@@ -18,6 +18,19 @@ const CHANNELS: usize = 3;
 const BACKLOG: usize = 6;
 const MAX_MESSAGE: usize = 3000;
 const FRAME: u32 = 200;
+/// Peer 2's scheduler packs whole messages into batch frames up to this many bytes.
+const COALESCE: usize = 150;
+/// The peer whose scheduler packs.
+const PACKING_PEER: u8 = 2;
+
+/// A peer's handles, with packing turned on for [`PACKING_PEER`].
+fn connect(mux: &Mux<u8>, p: u8) -> PeerHandles<u8> {
+    let mut h = mux.peer_connected(p).expect("not connected yet");
+    if p == PACKING_PEER {
+        h.scheduler.set_coalesce_limit(COALESCE);
+    }
+    h
+}
 
 /// One step of the scheduler harness.
 #[derive(Arbitrary, Debug)]
@@ -99,9 +112,8 @@ pub fn scheduler(ops: Vec<SchedulerOp>) {
         })
         .collect();
     let control = mux.control_sender();
-    let mut handles: Vec<Option<PeerHandles<u8>>> = (0..PEERS)
-        .map(|p| Some(mux.peer_connected(p).expect("new peer")))
-        .collect();
+    let mut handles: Vec<Option<PeerHandles<u8>>> =
+        (0..PEERS).map(|p| Some(connect(&mux, p))).collect();
     let mut models: Vec<PeerModel> = (0..PEERS).map(|_| PeerModel::default()).collect();
     let mut now = Instant::now();
     let mut next_id = 0u64;
@@ -172,7 +184,7 @@ pub fn scheduler(ops: Vec<SchedulerOp>) {
                     *slot = None;
                     models[usize::from(p)] = PeerModel::default();
                 } else {
-                    *slot = Some(mux.peer_connected(p).expect("was disconnected"));
+                    *slot = Some(connect(&mux, p));
                 }
             }
             SchedulerOp::Poll { peer, frames } => {
@@ -189,6 +201,26 @@ pub fn scheduler(ops: Vec<SchedulerOp>) {
                             assert_eq!(&out[..], &want.to_be_bytes()[..]);
                         }
                         PollFrame::Chunk { channel, last } => check_chunk(m, &out, channel, last),
+                        PollFrame::Batch { chunks } => {
+                            assert_eq!(p, usize::from(PACKING_PEER), "only peer 2 packs");
+                            assert!(chunks >= 2 && out.len() <= COALESCE);
+                            // Each envelope ends a message, in the order of separate frames.
+                            let mut rest = &out[..];
+                            let mut seen = 0;
+                            while !rest.is_empty() {
+                                let len = envelope_len(rest);
+                                let (one, tail) = rest.split_at(len);
+                                let Some(Payload::Chunk(c)) =
+                                    Message::decode(one).expect("valid envelope").payload
+                                else {
+                                    panic!("a batch holds only chunks");
+                                };
+                                check_chunk(m, one, c.channel, true);
+                                rest = tail;
+                                seen += 1;
+                            }
+                            assert_eq!(seen, chunks);
+                        }
                         PollFrame::Idle { .. } => {
                             assert!(m.control.is_empty() && m.current.is_none());
                             // Unlimited channels never hold a message back.
@@ -241,4 +273,18 @@ fn check_chunk(m: &mut PeerModel, frame: &[u8], channel: u32, last: bool) {
         assert_eq!(&buf[..], &payload(*id, len)[..], "message corrupted");
         m.current = None;
     }
+}
+
+/// The length of the first envelope of a batch: the key byte, the length varint and the body.
+fn envelope_len(batch: &[u8]) -> usize {
+    let mut len = 0usize;
+    let mut i = 1;
+    for (k, b) in batch[1..].iter().enumerate() {
+        len |= usize::from(b & 0x7f) << (7 * k);
+        i += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    i + len
 }

@@ -27,6 +27,13 @@ pub enum PollFrame {
         /// Whether this chunk ends its message (the next chunk may belong to another one).
         last: bool,
     },
+    /// Several whole messages, each one chunk (an encoded `p2p.v1.Message { chunk }`), were
+    /// appended back to back as one frame's plaintext (only after
+    /// [`Scheduler::set_coalesce_limit`]; see `docs/protocol.md`, "Batch frames").
+    Batch {
+        /// How many chunks the frame carries (at least 2).
+        chunks: u32,
+    },
     /// Nothing is ready; `out` is untouched. Wait until [`Scheduler::poll_ready`] is ready or,
     /// when `retry_at` is set, until that instant (a rate-limited message becomes sendable),
     /// whichever comes first.
@@ -70,6 +77,16 @@ pub struct Scheduler<P: Clone + Eq + std::hash::Hash> {
     /// Round-robin cursor per priority: the channel index to try first.
     cursor: [usize; PRIORITIES],
     current: Option<Current>,
+    /// Largest plaintext of a frame that packs several messages (0: one chunk per frame).
+    coalesce_limit: usize,
+}
+
+/// What one step of [`Scheduler::poll_frame`] produced.
+enum Step {
+    Frame(PollFrame),
+    /// Packing: the next chunk does not fit the room left (or is a control frame); nothing
+    /// was appended.
+    NoFit,
 }
 
 impl<P: Clone + Eq + std::hash::Hash> fmt::Debug for Scheduler<P> {
@@ -100,7 +117,15 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
             limited: vec![false; n],
             cursor: [0; PRIORITIES],
             current: None,
+            coalesce_limit: 0,
         }
+    }
+
+    /// Packs whole small messages into one frame, up to `limit` bytes of plaintext (clamped
+    /// to the frame's maximum; 0, the default, sends one chunk per frame). Only for a peer
+    /// that accepts batch frames (protocol minor 1 or later).
+    pub fn set_coalesce_limit(&mut self, limit: usize) {
+        self.coalesce_limit = limit.min(self.max_plaintext as usize);
     }
 
     /// The peer this scheduler sends to.
@@ -118,16 +143,54 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
     /// Call it in a loop (sealing and finishing each frame) until it returns
     /// [`PollFrame::Idle`] or enough bytes are buffered for one write; `now` drives the
     /// outbound rate limits.
+    ///
+    /// With a coalesce limit ([`Scheduler::set_coalesce_limit`]), a chunk that ends its message
+    /// is followed in the same frame by the next messages that fit whole in one chunk within
+    /// the limit, in the order they would have gone one per frame
+    /// ([`PollFrame::Batch`]); a control frame ends the packing and goes in the next frame.
     pub fn poll_frame(&mut self, now: Instant, out: &mut BytesMut) -> PollFrame {
+        let start = out.len();
+        let first = match self.step(now, out, None) {
+            Step::Frame(f) => f,
+            Step::NoFit => return PollFrame::Idle { retry_at: None },
+        };
+        if self.coalesce_limit == 0 || !matches!(first, PollFrame::Chunk { last: true, .. }) {
+            return first;
+        }
+        let mut chunks = 1u32;
+        loop {
+            let room = self.coalesce_limit.saturating_sub(out.len() - start);
+            if room == 0 {
+                break;
+            }
+            match self.step(now, out, Some(room)) {
+                Step::Frame(PollFrame::Chunk { .. }) => chunks += 1,
+                Step::Frame(_) | Step::NoFit => break,
+            }
+        }
+        if chunks == 1 {
+            first
+        } else {
+            PollFrame::Batch { chunks }
+        }
+    }
+
+    /// One chunk or control frame. With `room` (packing after a finished message), only a
+    /// chunk that ends its message and whose envelope fits `room` is appended; anything else
+    /// is left for the next frame ([`Step::NoFit`]).
+    fn step(&mut self, now: Instant, out: &mut BytesMut, room: Option<usize>) -> Step {
         let mut q = lock(&self.slot.queues);
         if q.closed {
             self.current = None;
-            return PollFrame::Closed;
+            return Step::Frame(PollFrame::Closed);
+        }
+        if !q.control.is_empty() && room.is_some() {
+            return Step::NoFit;
         }
         if let Some(frame) = q.control.pop_front() {
             drop(q);
             out.extend_from_slice(&frame);
-            return PollFrame::Control;
+            return Step::Frame(PollFrame::Control);
         }
         if self.current.is_none() {
             // Pick the next message under the lock, then chunk it without the lock.
@@ -181,13 +244,19 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
             }
             if self.current.is_none() {
                 q.notified = false;
-                return PollFrame::Idle { retry_at };
+                return Step::Frame(PollFrame::Idle { retry_at });
             }
         }
         drop(q);
         let Some(current) = self.current.as_mut() else {
-            return PollFrame::Idle { retry_at: None };
+            return Step::Frame(PollFrame::Idle { retry_at: None });
         };
+        if let Some(room) = room {
+            match current.chunker.peek_next() {
+                Some((len, true)) if len <= room => {}
+                _ => return Step::NoFit,
+            }
+        }
         let channel = current.channel;
         let wrote = current.chunker.write_next(out);
         let last = current.chunker.is_finished();
@@ -195,10 +264,10 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
             self.current = None;
         }
         if wrote {
-            PollFrame::Chunk { channel, last }
+            Step::Frame(PollFrame::Chunk { channel, last })
         } else {
             // A chunker that had nothing left (cannot happen for a fresh one): try again.
-            self.poll_frame(now, out)
+            self.step(now, out, room)
         }
     }
 

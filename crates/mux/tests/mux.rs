@@ -882,3 +882,170 @@ fn a_small_message_does_not_keep_its_frame_buffer_alive() {
     let (_, got) = rx.try_recv().unwrap();
     assert!(range.contains(&(got.as_ptr() as usize)));
 }
+
+/// Splits a batch frame into its chunks (each envelope is `0A len chunk`).
+fn split_batch(mut frame: &[u8]) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    while !frame.is_empty() {
+        assert_eq!(frame[0], 0x0a, "a batch holds only chunks");
+        let mut len = 0usize;
+        let mut i = 1;
+        loop {
+            let b = frame[i];
+            len |= usize::from(b & 0x7f) << (7 * (i - 1));
+            i += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let (one, rest) = frame.split_at(i + len);
+        match decode(one) {
+            Payload::Chunk(c) => chunks.push(c),
+            other => panic!("batch envelope decoded as {other:?}"),
+        }
+        frame = rest;
+    }
+    chunks
+}
+
+#[test]
+fn packing_puts_queued_whole_messages_in_one_frame_within_the_limit() {
+    let mut mux = Mux::<u8>::new(config());
+    let (tx, _rx) = mux.register(1, fast(), 10_000, 64, None).unwrap();
+    let (tx2, _rx2) = mux.register(2, fast(), 10_000, 64, None).unwrap();
+    let control = mux.control_sender();
+    let PeerHandles { mut scheduler, .. } = mux.peer_connected(7).unwrap();
+    let now = Instant::now();
+    // Off by default: one chunk per frame.
+    for tag in [b'a', b'b'] {
+        tx.send(Recipients::One(7), msg(tag, 10), Priority::High)
+            .unwrap();
+    }
+    assert_eq!(
+        messages(&drain(&mut scheduler, now)),
+        [b'a', b'b'],
+        "one message per frame"
+    );
+    // With a 100-byte limit: 10-byte messages take 18-byte envelopes, so five fit.
+    scheduler.set_coalesce_limit(100);
+    for tag in b'c'..=b'j' {
+        tx.send(Recipients::One(7), msg(tag, 10), Priority::High)
+            .unwrap();
+    }
+    let mut out = BytesMut::new();
+    assert_eq!(
+        scheduler.poll_frame(now, &mut out),
+        PollFrame::Batch { chunks: 5 }
+    );
+    assert_eq!(out.len(), 90);
+    let tags: Vec<u8> = split_batch(&out).iter().map(|c| c.content[0]).collect();
+    assert_eq!(tags, b"cdefg");
+    // The rest: three more in the next frame, then idle.
+    out.clear();
+    assert_eq!(
+        scheduler.poll_frame(now, &mut out),
+        PollFrame::Batch { chunks: 3 }
+    );
+    out.clear();
+    assert!(matches!(
+        scheduler.poll_frame(now, &mut out),
+        PollFrame::Idle { .. }
+    ));
+    // A message too large to fit ends the batch and goes whole in the next frames; a control
+    // frame is never packed; channels keep their round robin.
+    tx.send(Recipients::One(7), msg(b'k', 10), Priority::High)
+        .unwrap();
+    tx2.send(Recipients::One(7), msg(b'L', 600), Priority::High)
+        .unwrap();
+    tx.send(Recipients::One(7), msg(b'm', 10), Priority::High)
+        .unwrap();
+    let mut chunks = Vec::new();
+    let mut controls = 0;
+    loop {
+        out.clear();
+        match scheduler.poll_frame(now, &mut out) {
+            PollFrame::Chunk { .. } => {
+                let Payload::Chunk(c) = decode(&out) else {
+                    panic!("not a chunk")
+                };
+                // A full part of the large message fills its frame alone.
+                if c.part + 1 < c.total_parts {
+                    assert_eq!(out.len(), FRAME as usize);
+                }
+                chunks.push(c);
+            }
+            PollFrame::Batch { .. } => chunks.extend(split_batch(&out)),
+            PollFrame::Control => {
+                assert_eq!(&out[..], b"ctl");
+                controls += 1;
+            }
+            PollFrame::Idle { .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+        if chunks.len() == 1 && controls == 0 {
+            control.send(&7, Bytes::from_static(b"ctl")).unwrap();
+        }
+    }
+    assert_eq!(controls, 1);
+    let order: Vec<(u8, u32)> = chunks.iter().map(|c| (c.content[0], c.part)).collect();
+    let large: Vec<u32> = order
+        .iter()
+        .filter(|(t, _)| *t == b'L')
+        .map(|(_, p)| *p)
+        .collect();
+    assert_eq!(large, [0, 1, 2], "the large message whole, in order");
+    let small: Vec<u8> = order
+        .iter()
+        .filter(|(t, _)| *t != b'L')
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(small, b"km", "FIFO within the channel");
+    let first_l = order.iter().position(|(t, _)| *t == b'L').unwrap();
+    assert!(
+        order[first_l..first_l + 3].iter().all(|(t, _)| *t == b'L'),
+        "nothing between the parts of a message: {order:?}"
+    );
+}
+
+#[test]
+fn packing_stops_at_a_control_frame() {
+    let mut mux = Mux::<u8>::new(config());
+    let (tx, _rx) = mux.register(1, fast(), 10_000, 64, None).unwrap();
+    let control = mux.control_sender();
+    let PeerHandles { mut scheduler, .. } = mux.peer_connected(7).unwrap();
+    scheduler.set_coalesce_limit(usize::MAX);
+    let now = Instant::now();
+    tx.send(Recipients::One(7), msg(b'a', 10), Priority::High)
+        .unwrap();
+    let mut out = BytesMut::new();
+    // Only one message queued: a plain chunk.
+    assert!(matches!(
+        scheduler.poll_frame(now, &mut out),
+        PollFrame::Chunk { last: true, .. }
+    ));
+    for tag in [b'b', b'c'] {
+        tx.send(Recipients::One(7), msg(tag, 10), Priority::High)
+            .unwrap();
+    }
+    control.send(&7, Bytes::from_static(b"ctl")).unwrap();
+    // The control frame goes first, alone; then the two messages together.
+    out.clear();
+    assert_eq!(scheduler.poll_frame(now, &mut out), PollFrame::Control);
+    assert_eq!(&out[..], b"ctl");
+    out.clear();
+    assert_eq!(
+        scheduler.poll_frame(now, &mut out),
+        PollFrame::Batch { chunks: 2 }
+    );
+    // The limit is clamped to the frame's plaintext.
+    for tag in 0..40u8 {
+        tx.send(Recipients::One(7), msg(tag, 10), Priority::High)
+            .unwrap();
+    }
+    out.clear();
+    assert!(matches!(
+        scheduler.poll_frame(now, &mut out),
+        PollFrame::Batch { .. }
+    ));
+    assert!(out.len() <= FRAME as usize);
+}

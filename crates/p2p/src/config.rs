@@ -9,8 +9,10 @@ use p2p_identity::{PeerUrl, Signer};
 
 /// Protocol major version spoken by this crate; peers with another major are refused.
 pub const PROTOCOL_MAJOR: u32 = 1;
-/// Protocol minor version (informational).
-pub const PROTOCOL_MINOR: u32 = 0;
+/// Protocol minor version. Minor 1 adds batch frames (several whole small messages in one
+/// sealed frame, `docs/protocol.md`, "Batch frames"): a node sends them only to peers that
+/// announced minor [`p2p_session::BATCH_MINOR`] or later, and accepts them from anyone.
+pub const PROTOCOL_MINOR: u32 = p2p_session::BATCH_MINOR;
 
 /// Configuration of a [`crate::Network`].
 ///
@@ -77,6 +79,12 @@ pub struct Config<S: Signer> {
     pub connect_timeout: Duration,
     /// Bytes the writer gathers into one write syscall before writing.
     pub write_batch_bytes: NonZeroUsize,
+    /// Largest plaintext of a batch frame: when several small messages for one peer are
+    /// queued at once, whole messages are packed into one sealed frame up to this many bytes
+    /// (one AEAD call and one frame header for all of them), for peers that accept batch
+    /// frames (protocol minor 1 or later). 0 sends one message chunk per frame. Does not
+    /// have to match; receiving batches does not depend on it.
+    pub coalesce_limit: usize,
     /// On shutdown, queued messages (high priority first) are flushed for at most this long.
     pub shutdown_flush: Duration,
     /// Free-form software version sent in the version exchange (for logs on the other side).
@@ -149,6 +157,7 @@ impl<S: Signer> Config<S> {
             dial_interval: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
             write_batch_bytes: nz(256 * 1024),
+            coalesce_limit: p2p_session::DEFAULT_COALESCE_LIMIT,
             shutdown_flush: Duration::from_secs(2),
             software_version: concat!("p2p/", env!("CARGO_PKG_VERSION")).to_owned(),
             insecure_link_filter_for_testing: None,

@@ -56,6 +56,10 @@ pub(crate) struct Metrics {
     pub(crate) wire_bytes_received: Counter,
     /// Write syscalls (batches of frames).
     pub(crate) write_batches: Counter,
+    /// Sealed frames written after the version step.
+    pub(crate) frames_sent: Counter,
+    /// Messages sent packed with others in one batch frame.
+    pub(crate) batched_messages: Counter,
 }
 
 impl Metrics {
@@ -104,6 +108,16 @@ impl Metrics {
             "write_batches",
             "Write syscalls, each carrying one or more frames",
             self.write_batches.clone(),
+        );
+        registry.register(
+            "frames_sent",
+            "Sealed frames written after the version step (each one AEAD call)",
+            self.frames_sent.clone(),
+        );
+        registry.register(
+            "batched_messages",
+            "Messages sent packed with others in one batch frame",
+            self.batched_messages.clone(),
         );
     }
 }

@@ -231,11 +231,12 @@ impl<S: Signer> Network<S> {
             };
             bootstrappers.push((key, addr));
         }
-        let session = SessionConfig::new(
+        let mut session = SessionConfig::new(
             &config.discovery,
             config.version_timeout,
             config.idle_timeout,
         );
+        session.coalesce_limit = config.coalesce_limit;
         let tracker = Tracker::with_signer(
             config.discovery,
             &config.signer,

@@ -29,7 +29,7 @@ const IDLE_READ_BUFFER: usize = 2 * READ_CHUNK;
 const READ_BUFFER_RELEASE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Largest write buffer kept while the connection has nothing to send.
 const IDLE_WRITE_BUFFER: usize = 16 * 1024;
-/// Frames handled from one read before the reader yields to other tasks.
+/// Envelopes handled from one read before the reader yields to other tasks.
 const FRAMES_PER_YIELD: u32 = 32;
 
 /// What every connection task needs.
@@ -199,7 +199,7 @@ pub(crate) async fn run_connection<S: Signer>(
             h.inbound
         })
     });
-    let Some(scheduler) = scheduler.filter(|_| registered.is_ok()) else {
+    let Some(mut scheduler) = scheduler.filter(|_| registered.is_ok()) else {
         if let Err(e) = registered {
             warn!(parent: &span, error = %e, "mux refused the peer");
         }
@@ -209,6 +209,7 @@ pub(crate) async fn run_connection<S: Signer>(
             .release(&peer, admitted.id, now_ms(), &mut rand::rng());
         return;
     };
+    scheduler.set_coalesce_limit(side.session.coalesce_limit());
     shared.count(Family::Handshakes, direction, "ok");
     let gauge = shared
         .metrics
@@ -311,7 +312,7 @@ impl<S: Signer> ReadSide<S> {
                 frame::decode(&mut self.buf, max).map_err(err("oversized_frame"))?
             {
                 self.cipher.open(&mut body).map_err(err("cipher"))?;
-                let now = Now {
+                let mut now = Now {
                     instant: Instant::now(),
                     unix_ms: now_ms(),
                 };
@@ -328,24 +329,36 @@ impl<S: Signer> ReadSide<S> {
                     self.session
                         .handle_frame(body, now, &shared.manager, &mut rand::rng())
                 }?;
-                match event {
-                    Event::Admit => return Ok(()),
-                    Event::Continue => {}
-                    Event::Ignored(e) => debug!(error = %e, "discovery input ignored"),
-                    Event::WaitForRoom => {
-                        let session = &mut self.session;
-                        tokio::select! {
-                            () = std::future::poll_fn(|cx| session.poll_deliver(cx)) => {}
-                            _ = self.close.wait_for(|c| *c) => return Err(Close::Local),
+                let mut event = Some(event);
+                // One event per envelope: a batch frame's envelopes one after another.
+                while let Some(ev) = event.take() {
+                    match ev {
+                        Event::Admit => return Ok(()),
+                        Event::Continue => {}
+                        Event::Ignored(e) => debug!(error = %e, "discovery input ignored"),
+                        Event::WaitForRoom => {
+                            let session = &mut self.session;
+                            tokio::select! {
+                                () = std::future::poll_fn(|cx| session.poll_deliver(cx)) => {}
+                                _ = self.close.wait_for(|c| *c) => return Err(Close::Local),
+                            }
+                            now = Now {
+                                instant: Instant::now(),
+                                unix_ms: now_ms(),
+                            };
                         }
                     }
-                }
-                if peer.is_some() {
-                    self.flush_transmit();
-                }
-                handled += 1;
-                if handled.is_multiple_of(FRAMES_PER_YIELD) {
-                    tokio::task::yield_now().await;
+                    if peer.is_some() {
+                        self.flush_transmit();
+                    }
+                    handled += 1;
+                    if handled.is_multiple_of(FRAMES_PER_YIELD) {
+                        tokio::task::yield_now().await;
+                    }
+                    event = self
+                        .session
+                        .handle_rest(now, &shared.manager, &mut rand::rng())
+                        .transpose()?;
                 }
             }
             if let Some(until) = self.session.poll_read(Instant::now()) {
@@ -414,14 +427,21 @@ async fn write_loop<S: Signer>(
         let now = Instant::now();
         let mut retry_at = None;
         let mut closed = false;
+        let mut frames = 0u64;
         while out.len() < batch {
             let start = frame::begin(&mut out);
             match scheduler.poll_frame(now, &mut out) {
-                PollFrame::Control | PollFrame::Chunk { .. } => {
+                polled @ (PollFrame::Control
+                | PollFrame::Chunk { .. }
+                | PollFrame::Batch { .. }) => {
                     cipher
                         .seal(&mut out, start.body_offset())
                         .map_err(err("cipher"))?;
                     frame::finish(&mut out, start, max).map_err(err("frame"))?;
+                    frames += 1;
+                    if let PollFrame::Batch { chunks } = polled {
+                        shared.metrics.batched_messages.inc_by(u64::from(chunks));
+                    }
                 }
                 PollFrame::Idle { retry_at: r } => {
                     out.truncate(start.body_offset() - frame::HEADER_LEN);
@@ -447,6 +467,7 @@ async fn write_loop<S: Signer>(
             .await?;
             shared.metrics.wire_bytes_sent.inc_by(out.len() as u64);
             shared.metrics.write_batches.inc();
+            shared.metrics.frames_sent.inc_by(frames);
             out.clear();
             if !closed {
                 continue;

@@ -216,6 +216,78 @@ async fn tiny_out_of_order_interleaved_and_unknown_channel_chunks_close() {
     arena.end().await;
 }
 
+/// Batch frames (protocol minor 1): a peer's batch of chunks is delivered message by message
+/// in order; a batch that mixes a chunk with anything else closes the connection; and the
+/// victim never sends a batch to a peer that announced minor 0, as the adversary does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_frames_in_order_refused_when_mixed_and_never_sent_to_minor_zero() {
+    let _serial = SERIAL.lock().await;
+    let mut arena = Arena::new(|_| {}).await;
+    let adversary = Adversary::new(3, [127, 0, 0, 3].into());
+    let key = adversary.signer.public_key();
+    let mut link = adversary.connect(&arena).await.unwrap();
+    arena
+        .wait("the adversary is admitted", Duration::from_secs(5), |a| {
+            a.victim.oracle.connected().contains(&key)
+        })
+        .await;
+    let mut batch = bytes::BytesMut::new();
+    for m in [&b"one"[..], b"two", b"three"] {
+        p2p::framing::envelope::encode(&chunk(PLAIN, 0, 1, m), &mut batch);
+    }
+    link.send_plaintext(&batch).await.unwrap();
+    for want in [&b"one"[..], b"two", b"three"] {
+        let (from, msg) = common::recv(&mut arena.victim.plain_rx, Duration::from_secs(5)).await;
+        assert_eq!((from, &msg[..]), (key.clone(), want));
+    }
+    // 64 small messages queued at once for a minor-0 peer: one envelope per frame.
+    for i in 0..64u8 {
+        let r = arena
+            .victim
+            .plain
+            .send(
+                Recipients::One(key.clone()),
+                Bytes::from(vec![i; 100]),
+                Priority::High,
+            )
+            .unwrap();
+        assert!(r.is_complete());
+    }
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while got.len() < 64 {
+            let frame = link
+                .rx
+                .recv()
+                .await
+                .expect("the victim keeps the connection");
+            // Exactly one payload field (a batch would be `MultiplePayloads`).
+            let (kind, inner) = p2p::session::decode::peek(&frame).expect("one envelope");
+            let inner = inner.len();
+            if kind == p2p::session::decode::Kind::Chunk {
+                let Payload::Chunk(c) = p2p::framing::envelope::decode(frame.freeze()).unwrap()
+                else {
+                    unreachable!("peeked as a chunk")
+                };
+                assert!(inner < 120);
+                got.push(c.content[0]);
+            }
+        }
+    })
+    .await
+    .expect("64 messages within 5 s");
+    assert_eq!(got, (0..64).collect::<Vec<u8>>());
+    // A chunk and a bit vector in one frame: refused as malformed.
+    let mut mixed = bytes::BytesMut::new();
+    p2p::framing::envelope::encode(&chunk(PLAIN, 0, 1, b"x"), &mut mixed);
+    p2p::framing::envelope::encode(&Payload::BitVec(BitVec::default()), &mut mixed);
+    link.send_plaintext(&mixed).await.unwrap();
+    assert!(link.closed_within(Duration::from_secs(3)).await);
+    arena.expect(DISCONNECTS, "malformed", 1.0).await;
+    arena.assert_serving("after batch frames").await;
+    arena.end().await;
+}
+
 /// A compression bomb (64 MiB of zeros in a few KiB, above the channel's 32 MiB maximum) and a
 /// frame of the legacy zstd v0.7 format, on the compressing channel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

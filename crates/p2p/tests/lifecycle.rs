@@ -213,3 +213,39 @@ async fn shutdown_leaves_no_task_running() {
         )
     });
 }
+
+/// Two minor-1 nodes: small messages queued at once go packed into batch frames (counted by
+/// `p2p_batched_messages_total`) and arrive whole and in order. On a current-thread runtime the
+/// test queues all of them before the writer task runs, so packing is certain.
+#[tokio::test(flavor = "current_thread")]
+async fn small_messages_queued_together_go_in_batch_frames_in_order() {
+    let mut nodes = cluster::<K>(2);
+    full_mesh(&nodes, Duration::from_secs(10)).await;
+    let to = nodes[1].key.clone();
+    for i in 0..200u32 {
+        let mut m = i.to_be_bytes().to_vec();
+        m.resize(100, 7);
+        let r = nodes[0]
+            .plain
+            .send(Recipients::One(to.clone()), Bytes::from(m), Priority::High)
+            .unwrap();
+        assert!(r.is_complete());
+    }
+    for i in 0..200u32 {
+        let (from, got) = recv(&mut nodes[1].plain_rx, Duration::from_secs(5)).await;
+        assert_eq!(from, nodes[0].key);
+        assert_eq!((got.len(), &got[..4]), (100, &i.to_be_bytes()[..]));
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &nodes[0].registry).unwrap();
+    let batched: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("p2p_batched_messages_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("the counter is exported");
+    assert!(
+        batched >= 150.0,
+        "only {batched} of 200 messages went in batch frames"
+    );
+    shutdown(nodes).await;
+}

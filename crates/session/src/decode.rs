@@ -216,6 +216,60 @@ pub fn peek(body: &[u8]) -> Result<(Kind, &[u8]), DecodeError> {
     found.ok_or(DecodeError::MissingPayload)
 }
 
+/// The key byte of a `Chunk` payload field (field 1, length-delimited).
+const CHUNK_KEY: u8 = 0x0A;
+
+/// Whether `body` is a batch frame: two or more top-level fields, each a `Chunk` payload
+/// (key byte `0x0A`), and nothing else (protocol minor 1, see `docs/protocol.md`, "Batch
+/// frames"). A single envelope is not a batch.
+///
+/// Errors: a frame with several payload fields that are not all chunks (or with unknown fields
+/// beside them) is [`DecodeError::MultiplePayloads`]; broken wire bytes are
+/// [`DecodeError::Malformed`].
+pub fn is_batch(body: &[u8]) -> Result<bool, DecodeError> {
+    let mut wire = Wire::new(body);
+    let mut chunks = 0usize;
+    let mut other = false;
+    while !wire.done() {
+        let at = wire.pos;
+        let (field, wt) = wire.key()?;
+        wire.skip(wt)?;
+        // A chunk field written with its one-byte key, as every encoder does (a batch is split
+        // by that byte).
+        if field == FIELD_CHUNK && wt == WIRE_LEN && body.get(at) == Some(&CHUNK_KEY) {
+            chunks += 1;
+        } else {
+            other = true;
+        }
+    }
+    match (chunks, other) {
+        (0 | 1, _) => Ok(false),
+        (_, false) => Ok(true),
+        (_, true) => Err(DecodeError::MultiplePayloads),
+    }
+}
+
+/// Splits the first envelope off a batch frame checked by [`is_batch`]: returns
+/// `0x0A len chunk` as a standalone frame plaintext (decode it with [`decode`]) and leaves the
+/// rest in `batch`. `None` once `batch` is empty.
+pub fn split_batch(batch: &mut Bytes) -> Option<Result<Bytes, DecodeError>> {
+    if batch.is_empty() {
+        return None;
+    }
+    let mut wire = Wire::new(batch);
+    let end = wire
+        .key()
+        .and_then(|_| wire.len_delimited())
+        .map(|_| wire.pos);
+    Some(match end {
+        Ok(end) => Ok(batch.split_to(end)),
+        Err(e) => {
+            batch.clear();
+            Err(e)
+        }
+    })
+}
+
 /// Checks the counts and lengths inside a payload of `kind` (see [`Limits`]).
 fn check_inner(kind: Kind, inner: &[u8], limits: &Limits) -> Result<(), DecodeError> {
     let mut wire = Wire::new(inner);

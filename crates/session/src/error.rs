@@ -11,7 +11,7 @@ use crate::decode::{DecodeError, Kind};
 /// protocol violation ([`Error::FirstFrameNotVersion`], [`Error::SecondVersion`],
 /// [`Error::DuplicateRecord`]), misbehaviour ([`Error::Discovery`], [`Error::Mux`],
 /// [`Error::DiscoveryFlood`]), timers ([`Error::VersionTimeout`], [`Error::Idle`]) and local
-/// misuse ([`Error::NotAdmitted`]).
+/// misuse ([`Error::NotAdmitted`], [`Error::BatchNotDrained`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -54,6 +54,10 @@ pub enum Error {
     /// [`crate::Session::handle_admitted`] (local misuse by the driver).
     #[error("frame handled before the peer was admitted")]
     NotAdmitted,
+    /// A frame was handed to the session before every envelope of the previous batch frame
+    /// was handled with [`crate::Session::handle_rest`] (local misuse by the driver).
+    #[error("frame handled before the previous batch frame was drained")]
+    BatchNotDrained,
 }
 
 impl Error {
@@ -106,6 +110,7 @@ impl Error {
             },
             Self::Idle => "idle_timeout",
             Self::NotAdmitted => "not_admitted",
+            Self::BatchNotDrained => "batch_not_drained",
         }
     }
 }

@@ -39,6 +39,8 @@ enum Op {
         total: u8,
         content: Vec<u8>,
     },
+    /// A batch frame: single-part chunks `(channel, content)` back to back.
+    Batch(Vec<(u8, Vec<u8>)>),
     /// The clock moves forward.
     Advance(u16),
     /// The session's timer fires.
@@ -98,7 +100,7 @@ pub fn session_ops(data: &[u8]) {
         channels: vec![0, 1],
     };
     let config = SessionConfig::new(&discovery, Duration::from_secs(2), Duration::from_secs(5));
-    let mut session = Session::new(peer.clone(), false, ours, config, t0);
+    let mut session = Session::new(peer, false, ours, config, t0);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let mut clock = Duration::ZERO;
     let mut cx = Context::from_waker(Waker::noop());
@@ -123,9 +125,32 @@ pub fn session_ops(data: &[u8]) {
                 while rx0.try_recv().is_some() || rx1.try_recv().is_some() {}
                 if waiting && session.poll_deliver(&mut cx) == Poll::Ready(()) {
                     waiting = false;
+                    // The rest of a batch frame, if the wait was inside one.
+                    let Some(next) = session.handle_rest(now, &manager, &mut rng) else {
+                        continue;
+                    };
+                    match drive(&mut session, next, now, &manager, &mux, &mut rng) {
+                        Flow::Closed => return,
+                        Flow::Waiting => waiting = true,
+                        Flow::Done => {}
+                    }
                 }
                 continue;
             }
+            Op::Batch(chunks) => Bytes::from(
+                chunks
+                    .into_iter()
+                    .map(|(channel, content)| {
+                        encode(&Payload::Chunk(Chunk {
+                            channel: u32::from(channel % 3),
+                            part: 0,
+                            total_parts: 1,
+                            content: Bytes::from(content),
+                        }))
+                    })
+                    .collect::<Vec<_>>()
+                    .concat(),
+            ),
             Op::Raw(bytes) => Bytes::from(bytes),
             Op::Version {
                 major,
@@ -182,24 +207,60 @@ pub fn session_ops(data: &[u8]) {
             // The driver never hands a frame over while a delivery is pending.
             continue;
         }
-        match session.handle_frame(body, now, &manager, &mut rng) {
-            Err(_) => return,
-            Ok(Event::Admit) => {
-                let Ok(admitted) = manager.admit(&peer, false, 1, now.unix_ms, &mut rng) else {
-                    return;
-                };
-                let registered = session.handle_admitted(&admitted, |opening| {
-                    mux.peer_connected_with(peer.clone(), opening)
-                        .map(|h| h.inbound)
-                });
-                if registered.is_err() {
-                    return;
-                }
-            }
-            Ok(Event::WaitForRoom) => waiting = true,
-            Ok(Event::Continue | Event::Ignored(_)) => {}
+        let first = session.handle_frame(body, now, &manager, &mut rng);
+        match drive(&mut session, first, now, &manager, &mux, &mut rng) {
+            Flow::Closed => return,
+            Flow::Waiting => waiting = true,
+            Flow::Done => {}
         }
         while session.poll_transmit().is_some() {}
         let _ = session.poll_read(now.instant);
+    }
+}
+
+/// Where [`drive`] stopped.
+enum Flow {
+    /// The session closed the connection.
+    Closed,
+    /// A delivery waits for room (the rest of the frame, if any, after it).
+    Waiting,
+    /// Every envelope of the frame was handled.
+    Done,
+}
+
+type Key = ed25519::PublicKey;
+
+/// Acts on one frame's events, as the facade does: admission, waiting for room, and the rest
+/// of a batch frame envelope by envelope.
+fn drive(
+    session: &mut Session<Key>,
+    mut result: Result<Event, crate::Error>,
+    now: Now,
+    manager: &Manager<Key, u32>,
+    mux: &Mux<Key>,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> Flow {
+    loop {
+        match result {
+            Err(_) => return Flow::Closed,
+            Ok(Event::Admit) => {
+                let peer = session.peer().clone();
+                let Ok(admitted) = manager.admit(&peer, false, 1, now.unix_ms, rng) else {
+                    return Flow::Closed;
+                };
+                let registered = session.handle_admitted(&admitted, |opening| {
+                    mux.peer_connected_with(peer, opening).map(|h| h.inbound)
+                });
+                if registered.is_err() {
+                    return Flow::Closed;
+                }
+            }
+            Ok(Event::WaitForRoom) => return Flow::Waiting,
+            Ok(Event::Continue | Event::Ignored(_)) => {}
+        }
+        match session.handle_rest(now, manager, rng) {
+            None => return Flow::Done,
+            Some(next) => result = next,
+        }
     }
 }

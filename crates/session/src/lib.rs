@@ -79,7 +79,8 @@ pub use manager::{
     Manager, ManagerConfig, source_prefix,
 };
 pub use session::{
-    Event, Now, OPENING_BIT_VECS, OPENING_PEERS, PeerVersion, Session, SessionConfig,
+    BATCH_MINOR, DEFAULT_COALESCE_LIMIT, Event, Now, OPENING_BIT_VECS, OPENING_PEERS, PeerVersion,
+    Session, SessionConfig,
 };
 
 /// The largest frame body (plaintext and tag) a node accepts: 16 MiB. Each connection's reader

@@ -35,7 +35,18 @@ pub struct SessionConfig {
     pub max_peers_messages: NonZeroU32,
     /// Counts and lengths checked before decoding.
     pub limits: Limits,
+    /// Largest plaintext of a batch frame this node sends to a peer that accepts them
+    /// ([`Session::coalesce_limit`]); 0 sends one chunk per frame. Receiving batches does not
+    /// depend on it.
+    pub coalesce_limit: usize,
 }
+
+/// The protocol minor version from which a peer accepts batch frames (several whole messages'
+/// chunks in one frame; `docs/protocol.md`, "Batch frames").
+pub const BATCH_MINOR: u32 = 1;
+
+/// The default [`SessionConfig::coalesce_limit`]: 16 KiB of plaintext per batch frame.
+pub const DEFAULT_COALESCE_LIMIT: usize = 16 * 1024;
 
 impl SessionConfig {
     /// Settings derived from the discovery configuration: budgets of 4 bit vectors and 8 peers
@@ -57,6 +68,7 @@ impl SessionConfig {
                 max_software_version: MAX_SOFTWARE_VERSION_LEN,
                 max_bit_vec_bytes: discovery.max_peer_set_size.get().div_ceil(8),
             },
+            coalesce_limit: DEFAULT_COALESCE_LIMIT,
         }
     }
 }
@@ -124,6 +136,8 @@ pub struct Session<V: Verifier> {
     /// [`OPENING_BIT_VECS`], [`OPENING_PEERS`]).
     opening_bit_vecs: u32,
     opening_peers: u32,
+    /// The envelopes of a batch frame not handled yet ([`Session::handle_rest`]).
+    batch: Bytes,
 }
 
 /// `BitVec` messages per connection that the key's discovery budget does not count: the one
@@ -171,6 +185,7 @@ impl<V: Verifier> Session<V> {
             version: None,
             opening_bit_vecs: OPENING_BIT_VECS,
             opening_peers: OPENING_PEERS,
+            batch: Bytes::new(),
         }
     }
 
@@ -187,6 +202,17 @@ impl<V: Verifier> Session<V> {
     /// The peer's version info, once accepted.
     pub fn peer_version(&self) -> Option<&PeerVersion> {
         self.version.as_ref()
+    }
+
+    /// How many bytes of plaintext a batch frame to this peer may hold: the configured
+    /// [`SessionConfig::coalesce_limit`] if the peer's version info announced protocol minor
+    /// [`BATCH_MINOR`] or later, else 0 (one chunk per frame). Give it to the peer's
+    /// scheduler (`p2p_mux::Scheduler::set_coalesce_limit`) after admission.
+    pub fn coalesce_limit(&self) -> usize {
+        match &self.version {
+            Some(v) if v.minor >= BATCH_MINOR => self.config.coalesce_limit,
+            _ => 0,
+        }
     }
 
     /// Whether the peer is admitted (frames are routed to the mux and discovery).
@@ -283,57 +309,107 @@ impl<V: Verifier> Session<V> {
                 Ok(Event::Admit)
             }
             Phase::Accepted => Err(Error::NotAdmitted),
-            Phase::Admitted { inbound } => {
-                let (kind, payload) = decode::decode(body, &self.config.limits)?;
-                match payload {
-                    Payload::Version(_) => Err(Error::SecondVersion),
-                    Payload::Chunk(chunk) => {
-                        match inbound
-                            .handle_chunk(chunk, now.instant)
-                            .map_err(Error::Mux)?
-                        {
-                            Inbound::Incomplete | Inbound::Delivered => Ok(Event::Continue),
-                            Inbound::Throttled { until } => {
-                                self.pause(until);
-                                Ok(Event::Continue)
-                            }
-                            Inbound::Backpressured => Ok(Event::WaitForRoom),
-                        }
+            Phase::Admitted { .. } => {
+                if !self.batch.is_empty() {
+                    return Err(Error::BatchNotDrained);
+                }
+                match decode::decode(body.clone(), &self.config.limits) {
+                    Err(decode::DecodeError::MultiplePayloads) if decode::is_batch(&body)? => {
+                        self.batch = body;
+                        self.handle_rest(now, manager, rng)
+                            .unwrap_or(Ok(Event::Continue))
                     }
-                    Payload::BitVec(bit_vec) => {
-                        if self.opening_bit_vecs > 0 {
-                            self.opening_bit_vecs -= 1;
-                        } else {
-                            manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
-                        }
-                        match manager.handle_bit_vec(&self.peer, &bit_vec, rng) {
-                            Ok(Some(answer)) => {
-                                self.outbox
-                                    .push_back(decode::encode(&Payload::Peers(answer)));
-                                Ok(Event::Continue)
-                            }
-                            Ok(None) => Ok(Event::Continue),
-                            Err(e) if e.is_fatal() => Err(Error::Discovery(e)),
-                            Err(e) => Ok(Event::Ignored(e)),
-                        }
+                    decoded => {
+                        let (kind, payload) = decoded?;
+                        self.route(kind, payload, now, manager, rng)
                     }
-                    Payload::Peers(peers) => {
-                        if self.opening_peers > 0 {
-                            self.opening_peers -= 1;
-                        } else {
-                            manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
-                        }
-                        check_distinct_keys(&peers)?;
-                        match manager.handle_peers(&self.peer, peers, now.unix_ms) {
-                            Ok(outcome) => Ok(outcome
-                                .dropped
-                                .into_iter()
-                                .next()
-                                .map_or(Event::Continue, Event::Ignored)),
-                            Err(e) if e.is_fatal() => Err(Error::Discovery(e)),
-                            Err(e) => Ok(Event::Ignored(e)),
-                        }
+                }
+            }
+        }
+    }
+
+    /// Handles the next envelope of a batch frame, after [`Session::handle_frame`] (and after
+    /// acting on its event, as for a frame of its own); `None` once the frame is done. Call
+    /// it until `None` before the next frame: each envelope of a batch is handled exactly as
+    /// if it had come in a frame of its own, in order.
+    ///
+    /// Errors: as [`Session::handle_frame`].
+    pub fn handle_rest<H: Clone, R: Rng + ?Sized>(
+        &mut self,
+        now: Now,
+        manager: &Manager<V, H>,
+        rng: &mut R,
+    ) -> Option<Result<Event, Error>> {
+        let envelope = match decode::split_batch(&mut self.batch)? {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e.into())),
+        };
+        Some(
+            decode::decode(envelope, &self.config.limits)
+                .map_err(Error::from)
+                .and_then(|(kind, payload)| self.route(kind, payload, now, manager, rng)),
+        )
+    }
+
+    /// Routes one decoded payload of an admitted peer.
+    fn route<H: Clone, R: Rng + ?Sized>(
+        &mut self,
+        kind: Kind,
+        payload: Payload,
+        now: Now,
+        manager: &Manager<V, H>,
+        rng: &mut R,
+    ) -> Result<Event, Error> {
+        let Phase::Admitted { inbound } = &mut self.phase else {
+            return Err(Error::NotAdmitted);
+        };
+        match payload {
+            Payload::Version(_) => Err(Error::SecondVersion),
+            Payload::Chunk(chunk) => {
+                match inbound
+                    .handle_chunk(chunk, now.instant)
+                    .map_err(Error::Mux)?
+                {
+                    Inbound::Incomplete | Inbound::Delivered => Ok(Event::Continue),
+                    Inbound::Throttled { until } => {
+                        self.pause(until);
+                        Ok(Event::Continue)
                     }
+                    Inbound::Backpressured => Ok(Event::WaitForRoom),
+                }
+            }
+            Payload::BitVec(bit_vec) => {
+                if self.opening_bit_vecs > 0 {
+                    self.opening_bit_vecs -= 1;
+                } else {
+                    manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
+                }
+                match manager.handle_bit_vec(&self.peer, &bit_vec, rng) {
+                    Ok(Some(answer)) => {
+                        self.outbox
+                            .push_back(decode::encode(&Payload::Peers(answer)));
+                        Ok(Event::Continue)
+                    }
+                    Ok(None) => Ok(Event::Continue),
+                    Err(e) if e.is_fatal() => Err(Error::Discovery(e)),
+                    Err(e) => Ok(Event::Ignored(e)),
+                }
+            }
+            Payload::Peers(peers) => {
+                if self.opening_peers > 0 {
+                    self.opening_peers -= 1;
+                } else {
+                    manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
+                }
+                check_distinct_keys(&peers)?;
+                match manager.handle_peers(&self.peer, peers, now.unix_ms) {
+                    Ok(outcome) => Ok(outcome
+                        .dropped
+                        .into_iter()
+                        .next()
+                        .map_or(Event::Continue, Event::Ignored)),
+                    Err(e) if e.is_fatal() => Err(Error::Discovery(e)),
+                    Err(e) => Ok(Event::Ignored(e)),
                 }
             }
         }

@@ -12,7 +12,9 @@ use p2p_mux::{Priority, Recipients};
 use p2p_proto::message::Payload;
 use p2p_proto::{BitVec, Chunk, Peer, Peers};
 use p2p_session::decode::{DecodeError, Kind, decode, encode};
-use p2p_session::{Error, Event, OPENING_BIT_VECS, OPENING_PEERS};
+use p2p_session::{
+    BATCH_MINOR, DEFAULT_COALESCE_LIMIT, Error, Event, OPENING_BIT_VECS, OPENING_PEERS,
+};
 
 fn bit_vec(n: usize) -> Bytes {
     encode(&Payload::BitVec(BitVec {
@@ -466,4 +468,113 @@ fn application_sends_reach_the_admitted_peer_only() {
         )
         .unwrap();
     assert_eq!(report.queued, vec![node.key(1)]);
+}
+
+/// Envelopes back to back: a batch frame's plaintext.
+fn batch(envelopes: &[Bytes]) -> Bytes {
+    Bytes::from(envelopes.concat())
+}
+
+#[test]
+fn a_batch_frame_delivers_each_message_in_order_as_separate_frames_would() {
+    let mut node = node(4);
+    let mut s = node.admitted(1, 1);
+    let body = batch(&[chunk(b"one"), chunk(b""), chunk(b"three")]);
+    assert!(matches!(node.frame(&mut s, body, 0), Ok(Event::Continue)));
+    // The first message is delivered at once, the rest one per `handle_rest`.
+    assert_eq!(&node.rx.try_recv().unwrap().1[..], b"one");
+    assert!(node.rx.try_recv().is_none());
+    assert!(matches!(node.rest(&mut s, 0), Some(Ok(Event::Continue))));
+    assert!(matches!(node.rest(&mut s, 0), Some(Ok(Event::Continue))));
+    assert!(node.rest(&mut s, 0).is_none(), "the frame is done");
+    assert_eq!(&node.rx.try_recv().unwrap().1[..], b"");
+    assert_eq!(&node.rx.try_recv().unwrap().1[..], b"three");
+    // The next frame is handled as usual.
+    assert!(matches!(
+        node.frame(&mut s, chunk(b"after"), 1),
+        Ok(Event::Continue)
+    ));
+    assert_eq!(&node.rx.try_recv().unwrap().1[..], b"after");
+}
+
+#[test]
+fn a_full_queue_inside_a_batch_waits_for_room_and_the_rest_follows() {
+    let mut node = node(4);
+    let mut s = node.admitted(1, 1);
+    let mut cx = Context::from_waker(Waker::noop());
+    // Backlog 2: the third message of the batch waits for room.
+    let body = batch(&[chunk(b"a"), chunk(b"b"), chunk(b"c"), chunk(b"d")]);
+    assert!(matches!(node.frame(&mut s, body, 0), Ok(Event::Continue)));
+    assert!(matches!(node.rest(&mut s, 0), Some(Ok(Event::Continue))));
+    assert!(matches!(node.rest(&mut s, 0), Some(Ok(Event::WaitForRoom))));
+    assert_eq!(s.poll_deliver(&mut cx), Poll::Pending);
+    assert_eq!(&node.rx.try_recv().unwrap().1[..], b"a");
+    assert_eq!(s.poll_deliver(&mut cx), Poll::Ready(()));
+    let mut got: Vec<Bytes> = std::iter::from_fn(|| node.rx.try_recv().map(|(_, m)| m)).collect();
+    assert!(matches!(node.rest(&mut s, 0), Some(Ok(Event::Continue))));
+    assert!(node.rest(&mut s, 0).is_none());
+    got.extend(std::iter::from_fn(|| node.rx.try_recv().map(|(_, m)| m)));
+    assert_eq!(got, [&b"b"[..], b"c", b"d"]);
+}
+
+#[test]
+fn a_batch_holds_only_chunks_and_must_be_drained() {
+    let mut node = node(8);
+    // A chunk beside a bit vector or a version info: two payloads, not a batch.
+    let version = encode(&Payload::Version(version(NAMESPACE)));
+    for (i, other) in [bit_vec(8), version].into_iter().enumerate() {
+        let mut s = node.admitted(1 + i, 1 + i as u32);
+        let err = node
+            .frame(&mut s, batch(&[chunk(b"x"), other]), 0)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Decode(DecodeError::MultiplePayloads)),
+            "{err}"
+        );
+        assert_eq!(err.label(), "malformed");
+    }
+    // A chunk beside an unknown field: not a batch either.
+    let mut s = node.admitted(3, 3);
+    let err = node
+        .frame(
+            &mut s,
+            batch(&[chunk(b"x"), chunk(b"y"), Bytes::from_static(&[0x28, 1])]),
+            0,
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode(DecodeError::MultiplePayloads)));
+    // A truncated last envelope: refused before anything is delivered.
+    let mut s = node.admitted(4, 4);
+    let mut bad = batch(&[chunk(b"x"), chunk(b"y")]).to_vec();
+    bad.truncate(bad.len() - 1);
+    let err = node.frame(&mut s, Bytes::from(bad), 0).unwrap_err();
+    assert!(matches!(err, Error::Decode(DecodeError::Malformed(_))));
+    assert!(node.rx.try_recv().is_none());
+    // A new frame before the batch is drained: the driver's misuse, refused.
+    let mut s = node.admitted(5, 5);
+    let _ = node
+        .frame(&mut s, batch(&[chunk(b"x"), chunk(b"y")]), 0)
+        .unwrap();
+    let err = node.frame(&mut s, chunk(b"z"), 0).unwrap_err();
+    assert!(matches!(err, Error::BatchNotDrained));
+    assert_eq!(err.label(), "batch_not_drained");
+}
+
+#[test]
+fn batches_go_only_to_a_peer_of_minor_one_or_later() {
+    let mut node = node(4);
+    for (minor, want) in [
+        (0, 0),
+        (1, DEFAULT_COALESCE_LIMIT),
+        (7, DEFAULT_COALESCE_LIMIT),
+    ] {
+        let mut s = node.session(1);
+        assert_eq!(s.coalesce_limit(), 0, "unknown before the version step");
+        let mut theirs = version(NAMESPACE);
+        theirs.protocol_minor = minor;
+        let event = node.frame(&mut s, encode(&Payload::Version(theirs)), 0);
+        assert!(matches!(event, Ok(Event::Admit)));
+        assert_eq!(s.coalesce_limit(), want, "minor {minor}");
+    }
+    assert_eq!(BATCH_MINOR, 1);
 }

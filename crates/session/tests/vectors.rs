@@ -4,10 +4,11 @@
 //! seeds and clocks as `crates/handshake/tests/vectors/`), then the real session, manager and
 //! mux of each side exchange, in the order the facade sends them: the version info, the own
 //! record, the bit vector, a gossip answer each way, application messages (single-chunk,
-//! multi-chunk, exactly one frame plaintext long, zstd-compressed) and a ping. Every frame is
-//! written as its plaintext, its nonce and the sealed frame; the header says how every key is
-//! derived from its seed, and the traffic keys are re-derived here independently of the
-//! handshake crate (x25519, SHA-256, HKDF) and checked to seal exactly the same frames.
+//! multi-chunk, exactly one frame plaintext long, zstd-compressed, three in one batch frame) and
+//! a ping. Every frame is written as its plaintext, its nonce and the sealed frame; the header
+//! says how every key is derived from its seed, and the traffic keys are re-derived here
+//! independently of the handshake crate (x25519, SHA-256, HKDF) and checked to seal exactly the
+//! same frames.
 //!
 //! `regenerate_vectors` (ignored; run by `cargo xtask vectors` with `P2P_REGENERATE_VECTORS=1`)
 //! writes `tests/vectors/connection_<scheme>.txt`; `vectors_match` checks that the code still
@@ -74,7 +75,7 @@ const ZSTD_LEVEL: i32 = 3;
 const MAX_MESSAGE: usize = 1 << 16;
 /// The facade's `p2p::PROTOCOL_MAJOR` / `PROTOCOL_MINOR`, and a fixed software version.
 const PROTOCOL_MAJOR: u32 = 1;
-const PROTOCOL_MINOR: u32 = 0;
+const PROTOCOL_MINOR: u32 = 1;
 const SOFTWARE_VERSION: &str = "p2p/0.1.0";
 /// Tags of `insecure_from_seed` (crates/identity/src/{ed25519,bls12381}.rs).
 const ED25519_SEED_TAG: &[u8] = b"_P2P_IDENTITY_INSECURE_ED25519_SEED";
@@ -252,7 +253,7 @@ impl<S: Signer> Side<S> {
         loop {
             let mut out = BytesMut::new();
             match scheduler.poll_frame(now, &mut out) {
-                PollFrame::Control | PollFrame::Chunk { .. } => {
+                PollFrame::Control | PollFrame::Chunk { .. } | PollFrame::Batch { .. } => {
                     let label = labels.get(n).expect("no more frames than expected");
                     self.seal(&out, (*label).to_owned());
                     n += 1;
@@ -285,6 +286,13 @@ impl<S: Signer> Side<S> {
                 Event::Continue => {}
                 other => panic!("{} got {other:?} for {}", self.role, f.label),
             }
+            // The other envelopes of a batch frame.
+            while let Some(event) = self.session.handle_rest(now, &self.manager, &mut self.rng) {
+                match event {
+                    Ok(Event::Continue) => {}
+                    other => panic!("{} got {other:?} in {}", self.role, f.label),
+                }
+            }
             if self.session.is_admitted() {
                 let control = self.mux.control_sender();
                 while let Some(frame) = self.session.poll_transmit() {
@@ -310,6 +318,10 @@ impl<S: Signer> Side<S> {
                 })
             })
             .expect("registered");
+        // As the facade does: batch frames for a peer of protocol minor 1 or later.
+        if let Some(s) = scheduler.as_mut() {
+            s.set_coalesce_limit(self.session.coalesce_limit());
+        }
         self.scheduler = scheduler;
     }
 
@@ -638,6 +650,15 @@ fn render<S: Signer>() -> String {
         .collect();
     let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
     dialee.drain(1000, &labels);
+    // Three small messages queued at once: one batch frame (protocol minor 1).
+    let batch: [&[u8]; 3] = [b"first", b"second, on channel 1", b"third"];
+    for m in batch {
+        dialee.send_message(0, m);
+    }
+    dialee.drain(
+        1000,
+        &["Batch: three single-part messages on channel 1 in one frame (5, 20 and 5 bytes)"],
+    );
     let (d_from, e_from) = (d_sent, e_sent);
     let (d_sent, e_sent) = (dialer.sent.len(), dialee.sent.len());
     dialee.receive(&dialer.sent[d_from..d_sent], 1000);
@@ -646,6 +667,9 @@ fn render<S: Signer>() -> String {
     dialer.receive(&dialee.sent[e_from..e_sent], 1000);
     dialer.expect_message(0, &frame_sized);
     dialer.expect_message(1, &text);
+    for m in batch {
+        dialer.expect_message(0, m);
+    }
 
     // 5000 ms: the dialer's housekeeping ping.
     let now = dialer.now(5000);

@@ -141,6 +141,16 @@ impl Node {
         s.handle_frame(body, now, &self.manager, &mut self.rng)
     }
 
+    /// The next envelope of a batch frame ([`Session::handle_rest`]).
+    pub(crate) fn rest(
+        &mut self,
+        s: &mut Session<P>,
+        ms: u64,
+    ) -> Option<Result<Event, p2p_session::Error>> {
+        let now = self.at(ms);
+        s.handle_rest(now, &self.manager, &mut self.rng)
+    }
+
     /// Runs the version step and admits the peer; returns the session with its opening
     /// frames drained.
     pub(crate) fn admitted(&mut self, i: usize, handle: u32) -> Session<P> {
