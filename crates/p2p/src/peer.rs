@@ -20,11 +20,12 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::metrics::{ConnDirection, DirectionLabel};
 use crate::network::{CloseHandle, Family, Key, Shared, close, now_ms};
 
-/// Bytes reserved per read from the socket.
+/// Bytes reserved per read from the socket while traffic flows.
 const READ_CHUNK: usize = 64 * 1024;
-/// Largest read buffer kept while the connection is quiet (see [`read_buffer_release`]).
-const IDLE_READ_BUFFER: usize = 2 * READ_CHUNK;
-/// How long an empty read buffer larger than [`IDLE_READ_BUFFER`] (or a write buffer larger
+/// Bytes reserved per read while the connection is quiet (see [`ReadBuffer`]): room for pings
+/// and gossip without holding [`READ_CHUNK`] per idle connection.
+const QUIET_READ_CHUNK: usize = 2 * 1024;
+/// How long an empty read buffer larger than [`QUIET_READ_CHUNK`] (or a write buffer larger
 /// than [`IDLE_WRITE_BUFFER`]) is kept waiting for traffic.
 const READ_BUFFER_RELEASE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Largest write buffer kept while the connection has nothing to send.
@@ -96,7 +97,7 @@ struct ReadSide<S: Signer> {
     session: Session<Key<S>>,
     reader: ReadHalf<TcpStream>,
     cipher: RecvCipher,
-    buf: BytesMut,
+    buf: ReadBuffer,
     close: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
 }
@@ -145,7 +146,7 @@ pub(crate) async fn run_connection<S: Signer>(
         session,
         reader,
         cipher: recv,
-        buf: read_buf,
+        buf: ReadBuffer::new(read_buf),
         close: close_rx.clone(),
         shutdown: shared.shutdown.subscribe(),
     };
@@ -309,7 +310,7 @@ impl<S: Signer> ReadSide<S> {
             }
             let mut handled = 0u32;
             while let Some(mut body) =
-                frame::decode(&mut self.buf, max).map_err(err("oversized_frame"))?
+                frame::decode(&mut self.buf.buf, max).map_err(err("oversized_frame"))?
             {
                 self.cipher.open(&mut body).map_err(err("cipher"))?;
                 let mut now = Now {
@@ -367,14 +368,14 @@ impl<S: Signer> ReadSide<S> {
                     _ = self.close.wait_for(|c| *c) => return Err(Close::Local),
                 }
             }
-            reserve_read(&mut self.buf, max);
-            let release = read_buffer_release(&self.buf);
+            self.buf.reserve(max);
+            let release = self.buf.release_at();
             let deadline = tokio::time::Instant::from_std(self.session.poll_timeout());
             let read = tokio::select! {
-                r = self.reader.read_buf(&mut self.buf) => r,
+                r = self.reader.read_buf(&mut self.buf.buf) => r,
                 () = sleep_until_opt(release) => {
                     // Quiet: give the large buffer back (`read_buf` is cancel-safe).
-                    self.buf = BytesMut::with_capacity(READ_CHUNK);
+                    self.buf.release();
                     continue;
                 }
                 () = tokio::time::sleep_until(deadline) => {
@@ -388,6 +389,7 @@ impl<S: Signer> ReadSide<S> {
                 Err(e) => return Err(Close::Error("io", e.to_string())),
                 Ok(0) => return Err(Close::PeerClosed),
                 Ok(n) => {
+                    self.buf.handle_read();
                     self.session.handle_bytes_received(Instant::now());
                     shared.metrics.wire_bytes_received.inc_by(n as u64);
                 }
@@ -536,36 +538,70 @@ async fn write_batch<S: Signer>(
     }
 }
 
-/// Makes room for the next read: at least [`READ_CHUNK`], and all of a partly read frame.
+/// A connection's read buffer, sized by its traffic.
 ///
-/// A large frame grows the buffer to its size, and once the frame is consumed (and, for a part
-/// of a multi-part message, copied into the reassembler) `reserve` reclaims that allocation in
-/// place, so a stream of large frames reuses one buffer. Giving it back after every frame cost
-/// a fresh allocation, and its page faults, per frame (about a quarter of the throughput of
-/// 1 MiB messages); it is given back only once the connection is quiet (see
-/// [`read_buffer_release`]).
-fn reserve_read(buf: &mut BytesMut, max_frame_len: u32) {
-    // A partly read frame: room for all of it, so a large frame takes one read instead of one
-    // per 64 KiB. `frame::decode` refuses a length above the maximum before this runs; the
-    // bound is applied here too, so a peer's length prefix can never size the buffer beyond
-    // one maximal frame.
-    let rest = match buf.get(..frame::HEADER_LEN) {
-        Some(&[a, b, c, d]) => {
-            let len = u32::from_be_bytes([a, b, c, d]).min(max_frame_len) as usize;
-            (frame::HEADER_LEN + len).saturating_sub(buf.len())
-        }
-        _ => 0,
-    };
-    buf.reserve(READ_CHUNK.max(rest));
+/// While traffic flows each read has room for [`READ_CHUNK`] bytes and all of a partly read
+/// frame, and a large buffer is kept and reused: once a frame is consumed (and, for a part of a
+/// multi-part message, copied into the reassembler) `reserve` reclaims the allocation in place.
+/// Giving it back after every frame cost a fresh allocation, and its page faults, per frame
+/// (about a quarter of the throughput of 1 MiB messages).
+///
+/// When no byte arrives for [`READ_BUFFER_RELEASE`] the buffer is given back and the connection
+/// becomes *quiet*: reads get [`QUIET_READ_CHUNK`] bytes of room, enough for pings and gossip,
+/// until a read fills that room (more is coming) and traffic flows again. Kept at
+/// [`READ_CHUNK`] while idle, the buffer was most of an idle connection's memory.
+struct ReadBuffer {
+    buf: BytesMut,
+    quiet: bool,
 }
 
-/// When to give back a read buffer that holds nothing and is larger than
-/// [`IDLE_READ_BUFFER`]: if no byte arrives within [`READ_BUFFER_RELEASE`]. Kept for the
-/// connection's life, such a buffer would cost every connection that ever received one large
-/// frame about a frame of memory (the soak saw ~1 MiB per connection).
-fn read_buffer_release(buf: &BytesMut) -> Option<tokio::time::Instant> {
-    (buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER)
-        .then(|| tokio::time::Instant::now() + READ_BUFFER_RELEASE)
+impl ReadBuffer {
+    fn new(buf: BytesMut) -> Self {
+        Self { buf, quiet: false }
+    }
+
+    /// Makes room for the next read.
+    fn reserve(&mut self, max_frame_len: u32) {
+        // A partly read frame: room for all of it, so a large frame takes one read instead of
+        // one per chunk. `frame::decode` refuses a length above the maximum before this runs;
+        // the bound is applied here too, so a peer's length prefix can never size the buffer
+        // beyond one maximal frame.
+        let rest = match self.buf.get(..frame::HEADER_LEN) {
+            Some(&[a, b, c, d]) => {
+                let len = u32::from_be_bytes([a, b, c, d]).min(max_frame_len) as usize;
+                (frame::HEADER_LEN + len).saturating_sub(self.buf.len())
+            }
+            _ => 0,
+        };
+        let chunk = if self.quiet {
+            QUIET_READ_CHUNK
+        } else {
+            READ_CHUNK
+        };
+        self.buf.reserve(chunk.max(rest));
+    }
+
+    /// When to give the buffer back: if it holds nothing, is larger than a quiet read, and no
+    /// byte arrives within [`READ_BUFFER_RELEASE`]. Kept for the connection's life, a large
+    /// buffer would cost every connection that ever received one large frame about a frame of
+    /// memory (the soak saw ~1 MiB per connection).
+    fn release_at(&self) -> Option<tokio::time::Instant> {
+        (!self.quiet && self.buf.is_empty() && self.buf.capacity() > QUIET_READ_CHUNK)
+            .then(|| tokio::time::Instant::now() + READ_BUFFER_RELEASE)
+    }
+
+    /// Nothing arrived within [`READ_BUFFER_RELEASE`]: the connection is quiet.
+    fn release(&mut self) {
+        self.buf = BytesMut::new();
+        self.quiet = true;
+    }
+
+    /// A read returned bytes: if it filled the room it had, traffic flows again.
+    fn handle_read(&mut self) {
+        if self.quiet && self.buf.len() == self.buf.capacity() {
+            self.quiet = false;
+        }
+    }
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
@@ -579,47 +615,81 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 mod tests {
     use super::*;
 
+    /// A read of `n` bytes into the spare room.
+    fn read(b: &mut ReadBuffer, n: usize, byte: u8) {
+        assert!(b.buf.capacity() - b.buf.len() >= n, "room for the read");
+        b.buf.extend_from_slice(&vec![byte; n]);
+        b.handle_read();
+    }
+
     #[test]
     fn a_large_read_buffer_is_reused_while_busy_and_released_when_quiet() {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        reserve_read(&mut buf, 1 << 20);
-        assert!(
-            read_buffer_release(&buf).is_none(),
-            "a small buffer is kept"
-        );
+        let mut b = ReadBuffer::new(BytesMut::new());
+        b.reserve(1 << 20);
+        assert!(b.buf.capacity() >= READ_CHUNK);
         // A 1 MiB frame is read and consumed (split off, handled, dropped).
-        buf.extend_from_slice(&vec![7u8; 1 << 20]);
-        let frame = buf.split_to(buf.len());
-        drop(frame);
+        read(&mut b, READ_CHUNK, 7);
+        b.buf.extend_from_slice(&vec![7u8; (1 << 20) - READ_CHUNK]);
+        drop(b.buf.split_to(b.buf.len()));
         // The next read reuses the allocation...
-        reserve_read(&mut buf, 1 << 20);
-        assert!(buf.capacity() >= 1 << 20, "kept {} bytes", buf.capacity());
+        b.reserve(1 << 20);
+        assert!(
+            b.buf.capacity() >= 1 << 20,
+            "kept {} bytes",
+            b.buf.capacity()
+        );
         // ...and the buffer is given back if the connection stays quiet.
-        assert!(read_buffer_release(&buf).is_some());
+        assert!(b.release_at().is_some());
         // The start of a 1 MiB frame: room for all of it, so the rest comes in one read.
-        let mut start = BytesMut::with_capacity(READ_CHUNK);
-        start.extend_from_slice(&(1u32 << 20).to_be_bytes());
-        start.extend_from_slice(&[0u8; 1000]);
-        reserve_read(&mut start, 1 << 20);
-        assert!(start.capacity() >= frame::HEADER_LEN + (1 << 20));
-        assert!(
-            read_buffer_release(&start).is_none(),
-            "a partial frame is kept"
-        );
+        let mut start = ReadBuffer::new(BytesMut::with_capacity(READ_CHUNK));
+        start.buf.extend_from_slice(&(1u32 << 20).to_be_bytes());
+        start.buf.extend_from_slice(&[0u8; 1000]);
+        start.reserve(1 << 20);
+        assert!(start.buf.capacity() >= frame::HEADER_LEN + (1 << 20));
+        assert!(start.release_at().is_none(), "a partial frame is kept");
         // A length prefix above the maximum never sizes the buffer beyond one maximal frame.
-        let mut huge = BytesMut::with_capacity(READ_CHUNK);
-        huge.extend_from_slice(&u32::MAX.to_be_bytes());
-        reserve_read(&mut huge, 1 << 20);
+        let mut huge = ReadBuffer::new(BytesMut::with_capacity(READ_CHUNK));
+        huge.buf.extend_from_slice(&u32::MAX.to_be_bytes());
+        huge.reserve(1 << 20);
         assert!(
-            huge.capacity() < 2 << 20,
+            huge.buf.capacity() < 2 << 20,
             "reserved {} bytes",
-            huge.capacity()
+            huge.buf.capacity()
         );
-        // A partly read large frame is kept as it is.
-        buf.extend_from_slice(&vec![1u8; 300 * 1024]);
-        let _head = buf.split_to(100);
-        reserve_read(&mut buf, 1 << 20);
-        assert_eq!(buf.len(), 300 * 1024 - 100);
-        assert!(read_buffer_release(&buf).is_none());
+    }
+
+    #[test]
+    fn a_quiet_connection_reads_into_a_small_buffer_until_traffic_fills_it() {
+        let mut b = ReadBuffer::new(BytesMut::with_capacity(READ_CHUNK));
+        b.reserve(1 << 20);
+        assert!(b.release_at().is_some(), "an idle large buffer is released");
+        b.release();
+        assert_eq!(b.buf.capacity(), 0);
+        // Quiet: pings and gossip fit a small buffer, which is never "released" again.
+        for _ in 0..3 {
+            b.reserve(1 << 20);
+            assert!(
+                b.buf.capacity() < 2 * QUIET_READ_CHUNK,
+                "{}",
+                b.buf.capacity()
+            );
+            assert!(b.release_at().is_none());
+            read(&mut b, 40, 1);
+            drop(b.buf.split_to(40));
+        }
+        // A read that fills the room: traffic flows, reads get the full chunk again.
+        b.reserve(1 << 20);
+        let room = b.buf.capacity() - b.buf.len();
+        read(&mut b, room, 2);
+        drop(b.buf.split_to(b.buf.len()));
+        b.reserve(1 << 20);
+        assert!(b.buf.capacity() >= READ_CHUNK);
+        // A large frame announced while quiet still gets room for all of it.
+        let mut q = ReadBuffer::new(BytesMut::new());
+        q.release();
+        q.reserve(1 << 20);
+        q.buf.extend_from_slice(&(100_000u32).to_be_bytes());
+        q.reserve(1 << 20);
+        assert!(q.buf.capacity() >= frame::HEADER_LEN + 100_000);
     }
 }
