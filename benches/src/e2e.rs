@@ -89,11 +89,13 @@ fn start<S: Signer>(
     keys: &[S::PublicKey],
     boot: Vec<PeerUrl>,
     backlog: usize,
+    coalesce_limit: usize,
 ) -> Started<S> {
     let _guard = rt.enter();
     let mut registry = prometheus_client::registry::Registry::default();
-    let (mut network, oracle) =
-        Network::new(config(signer, boot), &mut registry).expect("a bench network");
+    let mut cfg = config(signer, boot);
+    cfg.coalesce_limit = coalesce_limit;
+    let (mut network, oracle) = Network::new(cfg, &mut registry).expect("a bench network");
     oracle
         .register(0, keys.to_vec())
         .expect("the bench peer set");
@@ -116,14 +118,21 @@ fn start<S: Signer>(
 
 impl<S: Signer> Pair<S> {
     /// Starts two networks (keys from seeds 1 and 2; `a` dials `b`) with `backlog` messages per
-    /// channel and peer, and waits until they are connected.
+    /// channel and peer, and waits until they are connected. Small messages queued together
+    /// go in batch frames (the presets' `coalesce_limit`).
     pub fn new(rt: &Runtime, backlog: usize) -> Self {
+        Self::with_coalesce_limit(rt, backlog, p2p::session::DEFAULT_COALESCE_LIMIT)
+    }
+
+    /// [`Pair::new`] with another `Config::coalesce_limit` (0: one message per frame).
+    pub fn with_coalesce_limit(rt: &Runtime, backlog: usize, coalesce_limit: usize) -> Self {
         let sa = S::insecure_from_seed(1);
         let sb = S::insecure_from_seed(2);
         let keys = vec![sa.public_key(), sb.public_key()];
-        let (b, mut b_rx, mut b_echo_rx, hb) = start(rt, sb, &keys, vec![], backlog);
+        let (b, mut b_rx, mut b_echo_rx, hb) =
+            start(rt, sb, &keys, vec![], backlog, coalesce_limit);
         let boot = PeerUrl::new(&b.key, b.oracle.local_addr());
-        let (a, _a_rx, a_echo_rx, ha) = start(rt, sa, &keys, vec![boot], backlog);
+        let (a, _a_rx, a_echo_rx, ha) = start(rt, sa, &keys, vec![boot], backlog, coalesce_limit);
         // b counts what arrives on channel 1, job by job.
         let (count_jobs, mut jobs) = mpsc::unbounded_channel::<Job>();
         rt.spawn(async move {
@@ -268,6 +277,137 @@ impl<S: Signer> Pair<S> {
     pub fn shutdown(self, rt: &Runtime) {
         self.a.oracle.shutdown();
         self.b.oracle.shutdown();
+        for h in self.handles {
+            let _ = rt.block_on(h);
+        }
+    }
+}
+
+/// One sender network and `peers` receiver networks over loopback, each receiver connected to
+/// the sender only (the sender is their bootstrapper, and records advertising loopback are
+/// refused, so no one learns another receiver's address), with `channels` channels: how the cost grows with the number of peers
+/// (broadcast) and of channels.
+pub struct Star {
+    sender: Oracle<p2p::identity::ed25519::PrivateKey>,
+    senders: Vec<Sender<KeyOf>>,
+    receivers: Vec<Oracle<p2p::identity::ed25519::PrivateKey>>,
+    delivered: Arc<std::sync::atomic::AtomicU64>,
+    arrived: Arc<tokio::sync::Notify>,
+    handles: Vec<tokio::task::JoinHandle<Result<(), p2p::Error>>>,
+}
+
+type KeyOf = <p2p::identity::ed25519::PrivateKey as Signer>::PublicKey;
+
+impl Star {
+    /// Starts the networks (sender seed 0, receivers 1..=peers) with `channels` channels of
+    /// backlog 1024 each, and waits until every receiver is connected to the sender.
+    pub fn new(rt: &Runtime, peers: usize, channels: u32) -> Self {
+        use p2p::identity::ed25519::PrivateKey as K;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let _guard = rt.enter();
+        let delivered = Arc::new(AtomicU64::new(0));
+        let arrived = Arc::new(tokio::sync::Notify::new());
+        let all: Vec<KeyOf> = (0..=peers as u64)
+            .map(|i| K::insecure_from_seed(i).public_key())
+            .collect();
+        let mut handles = Vec::new();
+        let network = |seed: u64, keys: Vec<KeyOf>, boot: Vec<PeerUrl>| {
+            let mut registry = prometheus_client::registry::Registry::default();
+            let (mut network, oracle) =
+                Network::new(config(K::insecure_from_seed(seed), boot), &mut registry)
+                    .expect("a bench network");
+            oracle.register(0, keys).expect("the bench peer set");
+            let mut txs = Vec::new();
+            let mut rxs = Vec::new();
+            for c in 0..channels {
+                let (tx, rx) = network
+                    .register(c, quota(), MAX_MESSAGE, 1024, None)
+                    .expect("a channel");
+                txs.push(tx);
+                rxs.push(rx);
+            }
+            (oracle, network, txs, rxs)
+        };
+        let (sender, net, senders, _rxs) = network(0, all.clone(), vec![]);
+        handles.push(rt.spawn(net.run()));
+        let boot = PeerUrl::new(&sender.public_key(), sender.local_addr());
+        let mut receivers = Vec::new();
+        for i in 1..=peers as u64 {
+            // Every node tracks the same set (bit vectors must agree on its size); records
+            // advertising loopback are refused, so receivers only know the sender's address.
+            let (oracle, net, _txs, rxs) = network(i, all.clone(), vec![boot.clone()]);
+            for mut rx in rxs {
+                let (delivered, arrived) = (Arc::clone(&delivered), Arc::clone(&arrived));
+                rt.spawn(async move {
+                    while rx.recv().await.is_some() {
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                        arrived.notify_one();
+                    }
+                });
+            }
+            handles.push(rt.spawn(net.run()));
+            receivers.push(oracle);
+        }
+        let t = Instant::now();
+        while sender.connected().len() < peers {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "the star did not form"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Self {
+            sender,
+            senders,
+            receivers,
+            delivered,
+            arrived,
+            handles,
+        }
+    }
+
+    /// Sends `n` messages of `size` bytes to every peer (`Recipients::All`), cycling through
+    /// the channels, and waits until every receiver got all of them. A full backlog is retried
+    /// for the peers that refused. Returns the elapsed time.
+    pub fn broadcast(&self, rt: &Runtime, size: usize, n: u64) -> Duration {
+        use std::sync::atomic::Ordering;
+        let want = self.delivered.load(Ordering::Relaxed) + n * self.receivers.len() as u64;
+        let message = Bytes::from(vec![0xA5u8; size]);
+        let senders = self.senders.clone();
+        let t = Instant::now();
+        rt.spawn(async move {
+            let mut report = p2p::SendReport::new();
+            for i in 0..n {
+                let sender = &senders[(i % senders.len() as u64) as usize];
+                let mut to = Recipients::All;
+                loop {
+                    sender
+                        .send_into(to, message.clone(), Priority::Low, &mut report)
+                        .expect("a bench message fits");
+                    assert!(report.not_connected.is_empty(), "a peer disconnected");
+                    if report.backlog_full.is_empty() {
+                        break;
+                    }
+                    to = Recipients::List(std::mem::take(&mut report.backlog_full));
+                    tokio::time::sleep(Duration::from_micros(500)).await;
+                }
+            }
+        });
+        let (delivered, arrived) = (Arc::clone(&self.delivered), Arc::clone(&self.arrived));
+        rt.block_on(async move {
+            while delivered.load(Ordering::Relaxed) < want {
+                let _ = tokio::time::timeout(Duration::from_millis(1), arrived.notified()).await;
+            }
+        });
+        t.elapsed()
+    }
+
+    /// Shuts every network down.
+    pub fn shutdown(self, rt: &Runtime) {
+        self.sender.shutdown();
+        for r in &self.receivers {
+            r.shutdown();
+        }
         for h in self.handles {
             let _ = rt.block_on(h);
         }

@@ -189,7 +189,8 @@ fn fuzz(seconds: &str) -> Result<(), String> {
 
 /// `bench-report`: the end-to-end figures and their baselines (`benches/src/bin/
 /// bench_report.rs`), once per AEAD backend, each build run right after it is made. With
-/// `--criterion [ARGS]`, the criterion benches instead (ARGS go to criterion).
+/// `--criterion [ARGS]`, the criterion benches instead (ARGS go to criterion); with
+/// `--scaling`, how the cost grows with peers and channels instead of the main figures.
 fn bench_report(extra: &[String]) -> Result<(), String> {
     if extra.first().map(String::as_str) == Some("--criterion") {
         let mut args = vec!["bench", "-p", "p2p-benches", "--"];
@@ -212,7 +213,8 @@ fn bench_report(extra: &[String]) -> Result<(), String> {
         args.extend_from_slice(features);
         run("cargo", &args, &[])?;
         let started = std::time::Instant::now();
-        run(&exe.to_string_lossy(), &[], &[])?;
+        let pass: Vec<&str> = extra.iter().map(String::as_str).collect();
+        run(&exe.to_string_lossy(), &pass, &[])?;
         println!("# took {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(())

@@ -142,6 +142,34 @@ fn bulk(rt: &Runtime) {
         },
     );
 
+    // The same 100-byte messages, one frame each (batch frames off): the gain of packing.
+    let unbatched = Pair::<ed25519::PrivateKey>::with_coalesce_limit(rt, 1024, 0);
+    unbatched.one_way(rt, 100, 10_000);
+    let mut refused = Vec::new();
+    let one_per_frame = rate(100_000, |n| {
+        let (d, r) = unbatched.one_way(rt, 100, n);
+        refused.push(r as f64 / n as f64);
+        d
+    }) * 1e-6;
+    unbatched.shutdown(rt);
+    let batched = rate(100_000, |n| pair.one_way(rt, 100, n).0) * 1e-6;
+    line(
+        "e2e::small/size=100B:one_frame_each",
+        one_per_frame,
+        "M/s",
+        &[],
+    );
+    println!(
+        "e2e::small/size=100B:one_frame_each:refused_sends {:.3} per_message",
+        median(refused)
+    );
+    line(
+        "e2e::small/size=100B:batched",
+        batched,
+        "M/s",
+        &[("one_frame_each", one_per_frame)],
+    );
+
     // 1 KiB round trips.
     let n = 10_000;
     let mut tcp = e2e::tcp_round_trips(rt, 1024, n);
@@ -188,12 +216,54 @@ fn connect<S: Signer>(rt: &Runtime, scheme: &str, n: u64) {
     );
 }
 
+/// How the cost grows with the number of peers (1 KiB broadcast to 1, 8, 32, 100 peers) and
+/// of channels (100-byte messages to one peer over 1, 8, 64 channels in turn).
+fn scaling(rt: &Runtime) {
+    let mut one = 0.0;
+    for peers in [1usize, 8, 32, 100] {
+        let star = e2e::Star::new(rt, peers, 1);
+        star.broadcast(rt, 1024, 1000);
+        let per_peer = peers as f64 * 1e-6;
+        let rate = rate(20_000 / peers as u64 + 100, |n| star.broadcast(rt, 1024, n)) * per_peer;
+        star.shutdown(rt);
+        if peers == 1 {
+            one = rate;
+        }
+        line(
+            &format!("e2e::broadcast/size=1KiB/peers={peers}"),
+            rate,
+            "M_deliveries/s",
+            &[("one_peer", one)],
+        );
+    }
+    let mut one = 0.0;
+    for channels in [1u32, 8, 64] {
+        let star = e2e::Star::new(rt, 1, channels);
+        star.broadcast(rt, 100, 10_000);
+        let rate = rate(100_000, |n| star.broadcast(rt, 100, n)) * 1e-6;
+        star.shutdown(rt);
+        if channels == 1 {
+            one = rate;
+        }
+        line(
+            &format!("e2e::channels/size=100B/channels={channels}"),
+            rate,
+            "M/s",
+            &[("one_channel", one)],
+        );
+    }
+}
+
 fn main() {
     let rt = e2e::runtime();
     println!(
         "# backend {}, tokio multi-thread with 2 workers, median of {WINDOWS} windows",
         p2p::cipher::BACKEND
     );
+    if std::env::args().any(|a| a == "--scaling") {
+        scaling(&rt);
+        return;
+    }
     bulk(&rt);
     connect::<ed25519::PrivateKey>(&rt, "ed25519", 100);
     connect::<bls12381::PrivateKey>(&rt, "bls12381", 10);
