@@ -146,6 +146,11 @@ pub fn total_parts_for(
         channel,
     };
     let len = message_len as u64;
+    // The common case first: the message fits one chunk (`envelope_len` grows with the
+    // content, so this is `len <= chunk_capacity(.., 0, 1)`, without computing the capacity).
+    if envelope_len(channel, 0, 1, len) <= u64::from(max_plaintext_len) {
+        return Ok(1);
+    }
     // The width of the `total_parts` varint changes the capacities, which change the number of
     // parts: try each width in turn. Capacities shrink as the width grows, so the part count
     // grows with it and the first width that holds the count is the answer.
@@ -293,16 +298,14 @@ impl Chunker {
     /// The next part's index and content length.
     fn next_take(&self) -> (u32, usize) {
         let part = self.next_part;
+        let rest = self.message.len().saturating_sub(self.offset);
+        if part + 1 == self.total_parts {
+            return (part, rest);
+        }
         // `Chunker::new` checked (through `total_parts_for`) that every part has a capacity.
         let cap = chunk_capacity(self.max_plaintext_len, self.channel, part, self.total_parts)
             .unwrap_or(0) as usize;
-        let rest = self.message.len().saturating_sub(self.offset);
-        let take = if part + 1 == self.total_parts {
-            rest
-        } else {
-            cap.min(rest)
-        };
-        (part, take)
+        (part, cap.min(rest))
     }
 
     /// Appends the next chunk, encoded as one `p2p_proto::Message { chunk }`, to `out`; returns
@@ -580,8 +583,17 @@ impl Reassembler {
                 self.check_total_parts(channel, total_parts, max_message_len)?;
             }
         }
-        let capacity = self.capacity(channel, part, total_parts)?;
         let len = content.len();
+        let is_final = part + 1 == total_parts;
+        // A final part only has to fit its frame: `envelope_len <= max_plaintext_len` is
+        // `len <= capacity` (the envelope grows with the content), checked without computing
+        // the capacity, which the error path and the non-final parts still do.
+        let fits = envelope_len(channel, part, total_parts, len as u64)
+            <= u64::from(self.max_plaintext_len);
+        if is_final && fits {
+            return self.buffer(channel, part, total_parts, content, max_message_len, None);
+        }
+        let capacity = self.capacity(channel, part, total_parts)?;
         if len > capacity as usize {
             return Err(ReassemblyError::Overfull {
                 part,
@@ -589,7 +601,6 @@ impl Reassembler {
                 capacity,
             });
         }
-        let is_final = part + 1 == total_parts;
         if !is_final && capacity == 0 {
             // A sender never needs a part that cannot carry a byte; accepting one would let a
             // peer announce billions of empty parts.
@@ -605,6 +616,29 @@ impl Reassembler {
                 capacity,
             });
         }
+        self.buffer(
+            channel,
+            part,
+            total_parts,
+            content,
+            max_message_len,
+            Some(capacity),
+        )
+    }
+
+    /// Buffers (or hands out) a chunk that passed the order and fullness checks; `capacity` is
+    /// the part's capacity if it was computed.
+    fn buffer(
+        &mut self,
+        channel: u32,
+        part: u32,
+        total_parts: u32,
+        content: Bytes,
+        max_message_len: usize,
+        capacity: Option<u32>,
+    ) -> Result<Option<(u32, Bytes)>, ReassemblyError> {
+        let len = content.len();
+        let is_final = part + 1 == total_parts;
         if is_final && total_parts > 1 && len == 0 {
             return Err(ReassemblyError::FinalEmpty { part });
         }
@@ -633,6 +667,10 @@ impl Reassembler {
             }
             // Part 0 has the largest capacity (its `part` field is omitted), so this bounds the
             // message; `max_message_len` bounds the reservation.
+            let capacity = match capacity {
+                Some(c) => c,
+                None => self.capacity(channel, part, total_parts)?,
+            };
             let bound =
                 (u64::from(total_parts) * u64::from(capacity)).min(max_message_len as u64) as usize;
             let mut buffer = BytesMut::with_capacity(bound);

@@ -569,3 +569,43 @@ fn rule_non_final_parts_carry_at_least_one_byte() {
     ));
     assert_eq!(r.buffered_len(), 0);
 }
+
+/// The one-part shortcuts (sender: `total_parts_for`; receiver: a final part is checked by its
+/// envelope length) agree with the capacity they stand for, at every length around it and at
+/// every varint width of the channel.
+#[test]
+fn one_part_shortcuts_agree_with_the_capacity() {
+    for max in [20u32, 135, 1008, 65_520, 1_048_560] {
+        for channel in [0u32, 1, 127, 128, 16_384, u32::MAX] {
+            let Some(cap) = chunk_capacity(max, channel, 0, 1) else {
+                continue;
+            };
+            let cap = cap as usize;
+            for len in cap.saturating_sub(3)..=cap + 3 {
+                let parts = total_parts_for(len, max, channel);
+                if len <= cap {
+                    assert_eq!(parts, Ok(1), "max {max} channel {channel} len {len}");
+                } else if let Ok(parts) = parts {
+                    assert!(parts >= 2, "max {max} channel {channel} len {len}");
+                }
+                // The receiver accepts a single part exactly up to the capacity.
+                let mut r = Reassembler::new(max);
+                let chunk = Chunk {
+                    channel,
+                    part: 0,
+                    total_parts: 1,
+                    content: Bytes::from(vec![1u8; len]),
+                };
+                let got = r.handle_chunk(chunk, Some(usize::MAX));
+                if len <= cap {
+                    assert_eq!(got.unwrap().unwrap().1.len(), len);
+                } else {
+                    assert!(
+                        matches!(got, Err(ReassemblyError::Overfull { capacity, .. }) if capacity as usize == cap),
+                        "max {max} channel {channel} len {len}: {got:?}"
+                    );
+                }
+            }
+        }
+    }
+}
