@@ -99,6 +99,7 @@ fn session_labels() -> Vec<&'static str> {
         Error::Mux(MuxError::DeliveryPending),
         Error::Idle,
         Error::NotAdmitted,
+        Error::BatchNotDrained,
     ];
     let refused = [
         Refused::AddressRateLimited,
