@@ -3,7 +3,7 @@
 use std::{
     fmt,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::Instant,
 };
 
@@ -129,6 +129,8 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
             out.extend_from_slice(&frame);
             return PollFrame::Control;
         }
+        // Wakers of senders waiting for room in the backlog a picked message leaves.
+        let mut room = Vec::new();
         if self.current.is_none() {
             // Pick the next message under the lock, then chunk it without the lock.
             let mut retry_at: Option<Instant> = None;
@@ -149,6 +151,7 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
                                 continue;
                             };
                             q.queued[index] = q.queued[index].saturating_sub(1);
+                            room.extend(q.take_room_waiters(index));
                             self.cursor[prio] = (index + 1) % n;
                             self.limited[index] = false;
                             let counters = &channel.counters;
@@ -181,10 +184,13 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
             }
             if self.current.is_none() {
                 q.notified = false;
+                drop(q);
+                room.into_iter().for_each(Waker::wake);
                 return PollFrame::Idle { retry_at };
             }
         }
         drop(q);
+        room.into_iter().for_each(Waker::wake);
         let Some(current) = self.current.as_mut() else {
             return PollFrame::Idle { retry_at: None };
         };

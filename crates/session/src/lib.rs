@@ -75,8 +75,10 @@ use p2p_proto::{BitVec, Peer, Peers, Signature, VersionInfo};
 
 pub use error::{Error, Refused};
 pub use manager::{
-    Admitted, Dial, DialPermit, HandshakePermit, Housekeeping, InboundPermit, InboundPermits,
-    Manager, ManagerConfig, source_prefix,
+    Admitted, CLOSE_BLOCKED, CLOSE_EVICTED, CLOSE_REPLACED, CLOSE_REQUESTED, Dial, DialNowError,
+    DialPermit, Direction, HandshakePermit, Housekeeping, InboundPermit, InboundPermits,
+    MAX_PENDING_EVENTS, Manager, ManagerConfig, PeerEvent, PeerEventKind, UnknownPeerId,
+    source_prefix,
 };
 pub use session::{
     Event, Now, OPENING_BIT_VECS, OPENING_PEERS, PeerVersion, Session, SessionConfig,
