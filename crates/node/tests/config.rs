@@ -195,7 +195,10 @@ fn bootstrapper_by_peer_id() {
     let other = ed25519::PrivateKey::insecure_from_seed(99).public_key();
     let text = valid_text().replace(
         "bootstrappers = [\"",
-        &format!("bootstrappers = [\"{}@127.0.0.1:30303\", \"", other.peer_id()),
+        &format!(
+            "bootstrappers = [\"{}@127.0.0.1:30303\", \"",
+            other.peer_id()
+        ),
     );
     let Err(ConfigError::Field { field, problem }) = parse(&text) else {
         panic!("expected a field error");

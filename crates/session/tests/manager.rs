@@ -643,3 +643,32 @@ fn a_peer_id_bootstrapper_is_dialed_only_once_a_tracked_key_has_its_id() {
         dials.iter().map(|d| d.addr).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn an_expired_block_makes_the_key_dialable_at_once() {
+    let mut node = node(3);
+    let r = p2p_discovery::sign_record(
+        &node.keys[1],
+        NAMESPACE,
+        ([127, 0, 0, 1], 9001).into(),
+        UNIX0,
+    );
+    node.manager
+        .handle_peers(&node.key(1), Peers { peers: vec![r] }, UNIX0)
+        .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    node.manager
+        .block_for(node.key(1), Some(Duration::from_secs(1)), UNIX0);
+    // While blocked, the planned dial is refused and counted as a failure (backoff grows).
+    assert!(node.manager.poll_dials(UNIX0, &mut rng).is_empty());
+    assert!(node.manager.poll_dials(UNIX0 + 999, &mut rng).is_empty());
+    // Housekeeping after the expiry forgets the block and resets the backoff: dialed at once.
+    let t = node.t0;
+    let hk = node
+        .manager
+        .poll_housekeeping(UNIX0 + 1000, t, &mut node.rng);
+    assert_eq!(hk.unblocked, 1);
+    let dials = node.manager.poll_dials(UNIX0 + 1000, &mut rng);
+    assert_eq!(dials.len(), 1);
+    assert_eq!(dials[0].key, node.key(1));
+}
