@@ -568,7 +568,8 @@ async fn housekeeping_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
     }
 }
 
-/// The control handle of a [`Network`]: peer sets, blocks, shutdown. Cheap to clone.
+/// The control handle of a [`Network`]: peer sets, blocks, disconnects and dials on demand,
+/// connection events, shutdown. Cheap to clone.
 pub struct Oracle<S: Signer> {
     shared: Arc<Shared<S>>,
 }
