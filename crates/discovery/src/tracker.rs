@@ -543,6 +543,34 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         Ok(())
     }
 
+    /// Adds `key` at `addr` as a bootstrapper (always authorized, dialed while not connected),
+    /// as if it had been given to [`Tracker::new`]. Returns `false` (and changes nothing) for
+    /// our own key or a key that is already a bootstrapper; the list therefore never holds a
+    /// key twice.
+    pub fn add_bootstrapper(&mut self, key: V, addr: SocketAddr) -> bool {
+        if key == self.me || self.boots.iter().any(|b| b.key == key) {
+            return false;
+        }
+        // A tracked key's slot hands its dialing over to the bootstrapper entry (as
+        // `insert_set` does), carrying over whether it is connected or being dialed.
+        let (mut connected, mut dialing) = (false, false);
+        if let Ok(u) = self.union.binary_search(&key) {
+            let slot = &mut self.slots[u];
+            slot.flags |= BOOT;
+            connected = slot.flags & CONNECTED != 0;
+            dialing = slot.flags & DIALING != 0;
+        }
+        self.boots.push(Boot {
+            key,
+            addr,
+            next_dial_ms: 0,
+            failures: 0,
+            connected,
+            dialing,
+        });
+        true
+    }
+
     /// A bit vector arrived from the connected peer `from`. Returns the gossip answer to send
     /// back, if any: up to `max_gossip_records` random records that we know and `from` lacks,
     /// records of peers we are connected to (whose addresses are proven) first. `None` means

@@ -1020,3 +1020,35 @@ fn dial_now_resets_the_backoff_but_not_a_stale_mark() {
     assert_eq!(t.poll_dials(now + 600_000 + 110).len(), 1);
     assert_eq!(t.handle_dial_now(&key(99)), Err(Error::NotAuthorized));
 }
+
+#[test]
+fn an_added_bootstrapper_takes_over_a_tracked_keys_dials_without_doubling_them() {
+    let mut t = tracker();
+    let mut r = rng();
+    t.handle_peer_set(7, keys(&[0, 1, 2])).unwrap();
+    // Key 2 has a record: it is being dialed when it becomes a bootstrapper.
+    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
+        .unwrap();
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002))]);
+    assert!(t.add_bootstrapper(key(2), addr(3002)));
+    assert!(!t.add_bootstrapper(key(2), addr(3003)), "a key twice");
+    assert!(!t.add_bootstrapper(key(0), addr(3000)), "ourselves");
+    assert!(
+        t.poll_dials(NOW).is_empty(),
+        "the dial under way is not repeated"
+    );
+    t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
+    // Key 1 (no record) is dialed at the added address only.
+    assert!(t.add_bootstrapper(key(1), addr(3001)));
+    let mut dials = t.poll_dials(NOW + 60_000);
+    dials.sort();
+    // Key 2 failed once: as any bootstrapper, it alternates to its configured address.
+    let mut expected = vec![(key(1), addr(3001)), (key(2), addr(3002))];
+    expected.sort();
+    assert_eq!(dials, expected, "each key once");
+    // A bootstrapper stays authorized after its set is gone.
+    t.handle_peer_set(8, keys(&[0])).unwrap();
+    t.handle_peer_set(9, keys(&[0])).unwrap();
+    t.handle_peer_set(10, keys(&[0])).unwrap();
+    assert!(t.is_authorized(&key(1)));
+}

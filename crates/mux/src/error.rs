@@ -43,6 +43,10 @@ pub enum MuxError {
         /// Whether `len` is the compressed size (zstd expanded an incompressible message).
         compressed: bool,
     },
+    /// The peer is not connected (local: returned by
+    /// [`Sender::wait_for_room`](crate::Sender::wait_for_room) when the peer is gone).
+    #[error("peer is not connected")]
+    NotConnected,
     /// Compressing an outbound message failed (local, not sent to anyone).
     #[error("compression failed: {0}")]
     Compress(#[source] CompressError),

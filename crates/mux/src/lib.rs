@@ -148,7 +148,7 @@ pub use crate::{
     inbound::{Inbound, InboundPeer, Receiver},
     metrics::{ChannelLabel, Direction, DropReason, DroppedLabel, Metrics, RateLimitedLabel},
     scheduler::{PollFrame, Scheduler},
-    send::{ControlRefused, ControlSender, Priority, Recipients, SendReport, Sender},
+    send::{ControlRefused, ControlSender, Priority, Recipients, SendReport, Sender, WaitForRoom},
 };
 use crate::{
     inbound::Inbox,

@@ -3,7 +3,7 @@
 use std::{
     fmt,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::Instant,
 };
 
@@ -192,6 +192,8 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
             out.extend_from_slice(&frame);
             return Step::Frame(PollFrame::Control);
         }
+        // Wakers of senders waiting for room in the backlog a picked message leaves.
+        let mut waiters = Vec::new();
         if self.current.is_none() {
             // Pick the next message under the lock, then chunk it without the lock.
             let mut retry_at: Option<Instant> = None;
@@ -212,6 +214,7 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
                                 continue;
                             };
                             q.queued[index] = q.queued[index].saturating_sub(1);
+                            waiters.extend(q.take_room_waiters(index));
                             self.cursor[prio] = (index + 1) % n;
                             self.limited[index] = false;
                             let counters = &channel.counters;
@@ -244,10 +247,13 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
             }
             if self.current.is_none() {
                 q.notified = false;
+                drop(q);
+                waiters.into_iter().for_each(Waker::wake);
                 return Step::Frame(PollFrame::Idle { retry_at });
             }
         }
         drop(q);
+        waiters.into_iter().for_each(Waker::wake);
         let Some(current) = self.current.as_mut() else {
             return Step::Frame(PollFrame::Idle { retry_at: None });
         };

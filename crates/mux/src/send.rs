@@ -1,13 +1,19 @@
 //! The application's side of outbound traffic: channel senders and control frames.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use bytes::Bytes;
 
 use crate::{
     MuxError,
     framing::compress,
-    state::{Channel, PeerSlot, Shared, lock, read},
+    state::{Channel, PeerSlot, RoomWaiter, Shared, lock, read},
 };
 
 /// Send priority of a message.
@@ -164,6 +170,25 @@ impl<P: Clone + Eq + std::hash::Hash + Ord> Sender<P> {
         Ok(())
     }
 
+    /// A future that resolves once `peer`'s backlog on this channel has room for one message
+    /// (at once if it has room now), or with [`MuxError::NotConnected`] when the peer is not
+    /// connected or disconnects while waiting.
+    ///
+    /// Only this recipient is waited for: sends to other peers, and other waits, go on
+    /// meanwhile. Room is a hint, not a reservation: another sender may take it first, so send
+    /// again and wait again on `backlog_full`. Cancel the wait by dropping the future (for
+    /// example in a `select!` or a timeout); that leaves nothing behind. A reconnect of the
+    /// peer ends the wait with `NotConnected` (the new connection has fresh, empty queues).
+    pub fn wait_for_room(&self, peer: &P) -> WaitForRoom {
+        let slot = read(&self.shared.peers).get(peer).cloned();
+        WaitForRoom {
+            slot,
+            channel: self.channel.index,
+            backlog: self.channel.backlog,
+            waiter: None,
+        }
+    }
+
     fn prepare(&self, message: Bytes) -> Result<Bytes, MuxError> {
         let max = self.channel.max_message_size;
         if message.len() > max {
@@ -231,6 +256,71 @@ impl<P: Clone + Eq + std::hash::Hash + Ord> Sender<P> {
             w.wake();
         }
         report.queued.push(peer.clone());
+    }
+}
+
+/// The future of [`Sender::wait_for_room`]. Holds no lock between polls; dropping it
+/// unregisters it.
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitForRoom {
+    slot: Option<Arc<PeerSlot>>,
+    channel: usize,
+    backlog: usize,
+    /// Its entry among the peer's room waiters, while registered.
+    waiter: Option<u64>,
+}
+
+impl fmt::Debug for WaitForRoom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitForRoom")
+            .field("channel_index", &self.channel)
+            .field("registered", &self.waiter.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for WaitForRoom {
+    type Output = Result<(), MuxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(slot) = &this.slot else {
+            return Poll::Ready(Err(MuxError::NotConnected));
+        };
+        let mut q = lock(&slot.queues);
+        let registered = this.waiter.take();
+        // Whatever happens below, the old entry (if still there) is replaced or removed.
+        if let Some(id) = registered {
+            q.room_waiters.retain(|w| w.id != id);
+        }
+        if q.closed {
+            return Poll::Ready(Err(MuxError::NotConnected));
+        }
+        // Channels cannot be added once a peer exists, so the index is in range; treat a miss
+        // as not connected rather than panic.
+        let Some(&queued) = q.queued.get(this.channel) else {
+            return Poll::Ready(Err(MuxError::NotConnected));
+        };
+        if queued < this.backlog {
+            return Poll::Ready(Ok(()));
+        }
+        let id = q.next_waiter;
+        q.next_waiter = q.next_waiter.wrapping_add(1);
+        q.room_waiters.push(RoomWaiter {
+            id,
+            channel: this.channel,
+            waker: cx.waker().clone(),
+        });
+        this.waiter = Some(id);
+        Poll::Pending
+    }
+}
+
+impl Drop for WaitForRoom {
+    fn drop(&mut self) {
+        if let (Some(id), Some(slot)) = (self.waiter, &self.slot) {
+            lock(&slot.queues).room_waiters.retain(|w| w.id != id);
+        }
     }
 }
 

@@ -104,6 +104,20 @@ pub(crate) struct PeerQueues {
     pub(crate) notified: bool,
     pub(crate) waker: Option<Waker>,
     pub(crate) closed: bool,
+    /// Tasks waiting for room in one channel's backlog ([`crate::Sender::wait_for_room`]):
+    /// one entry per pending future, removed when it is woken or dropped.
+    pub(crate) room_waiters: Vec<RoomWaiter>,
+    /// Id of the next room waiter.
+    pub(crate) next_waiter: u64,
+}
+
+/// A pending [`crate::WaitForRoom`] future.
+#[derive(Debug)]
+pub(crate) struct RoomWaiter {
+    pub(crate) id: u64,
+    /// The channel index it waits on.
+    pub(crate) channel: usize,
+    pub(crate) waker: Waker,
 }
 
 impl PeerQueues {
@@ -117,6 +131,8 @@ impl PeerQueues {
             notified: false,
             waker: None,
             closed: false,
+            room_waiters: Vec::new(),
+            next_waiter: 0,
         }
     }
 
@@ -124,6 +140,24 @@ impl PeerQueues {
     pub(crate) fn notify(&mut self) -> Option<Waker> {
         self.notified = true;
         self.waker.take()
+    }
+
+    /// Takes the wakers of the tasks waiting for room on channel `index` (call after a message
+    /// of that channel left the queue), to wake once the lock is released.
+    pub(crate) fn take_room_waiters(&mut self, index: usize) -> Vec<Waker> {
+        if self.room_waiters.is_empty() {
+            return Vec::new();
+        }
+        let mut woken = Vec::new();
+        self.room_waiters.retain(|w| {
+            if w.channel == index {
+                woken.push(w.waker.clone());
+                false
+            } else {
+                true
+            }
+        });
+        woken
     }
 
     /// Frees every queue (peer disconnected), counting each message still queued as
@@ -143,6 +177,10 @@ impl PeerQueues {
         }
         self.queued.iter_mut().for_each(|n| *n = 0);
         self.control = VecDeque::new();
+        // Waiters for room learn that the peer is gone (each future then reports it).
+        for w in std::mem::take(&mut self.room_waiters) {
+            w.waker.wake();
+        }
         self.notify()
     }
 }

@@ -1,6 +1,7 @@
 //! Sans-IO tests of the mux: scheduling, priorities, fairness, rate limits, backlogs, inbound.
 
 use std::{
+    future::Future,
     num::{NonZeroU32, NonZeroUsize},
     sync::{
         Arc,
@@ -403,6 +404,94 @@ fn a_send_wakes_the_idle_writer() {
         2,
         "disconnect wakes the writer"
     );
+}
+
+/// Polls a wait-for-room future once with `cx`.
+fn poll_room(wait: &mut p2p_mux::WaitForRoom, cx: &mut Context<'_>) -> Poll<Result<(), MuxError>> {
+    std::pin::Pin::new(wait).poll(cx)
+}
+
+#[test]
+fn waiting_for_room_on_a_slow_peer_does_not_hold_sends_to_another() {
+    let mut mux = Mux::<u8>::new(config());
+    let (tx, _rx) = mux.register(3, fast(), 1000, 1, None).unwrap();
+    let mut slow = mux.peer_connected(1).unwrap();
+    let _other = mux.peer_connected(2).unwrap();
+    let r = tx
+        .send(Recipients::One(1), msg(1, 10), Priority::Low)
+        .unwrap();
+    assert_eq!(r.queued, vec![1]);
+    let r = tx
+        .send(Recipients::One(1), msg(1, 10), Priority::Low)
+        .unwrap();
+    assert_eq!(r.backlog_full, vec![1]);
+    let counter = Arc::new(CountingWaker::default());
+    let waker = Waker::from(Arc::clone(&counter));
+    let mut cx = Context::from_waker(&waker);
+    let mut wait = tx.wait_for_room(&1);
+    assert!(poll_room(&mut wait, &mut cx).is_pending());
+    // Polling again re-registers, it does not add a second waiter.
+    assert!(poll_room(&mut wait, &mut cx).is_pending());
+    // While the wait on peer 1 is pending, peer 2 is sent to and has room.
+    let r = tx
+        .send(Recipients::One(2), msg(2, 10), Priority::Low)
+        .unwrap();
+    assert_eq!(r.queued, vec![2]);
+    let mut other_wait = tx.wait_for_room(&2);
+    assert!(
+        poll_room(&mut other_wait, &mut cx).is_pending(),
+        "peer 2 is full now too"
+    );
+    assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+    // Peer 1's writer takes its message: exactly its waiter is woken, and it resolves.
+    assert_eq!(drain(&mut slow.scheduler, Instant::now()).len(), 1);
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+    assert!(matches!(poll_room(&mut wait, &mut cx), Poll::Ready(Ok(()))));
+    let r = tx
+        .send(Recipients::One(1), msg(1, 10), Priority::Low)
+        .unwrap();
+    assert_eq!(r.queued, vec![1]);
+    // Peer 2's wait is still pending (its writer took nothing).
+    assert!(poll_room(&mut other_wait, &mut cx).is_pending());
+}
+
+#[test]
+fn a_cancelled_wait_for_room_leaves_nothing_and_a_disconnect_ends_waits() {
+    let mut mux = Mux::<u8>::new(config());
+    let (tx, _rx) = mux.register(3, fast(), 1000, 1, None).unwrap();
+    let mut h = mux.peer_connected(1).unwrap();
+    tx.send(Recipients::One(1), msg(1, 10), Priority::Low)
+        .unwrap();
+    let counter = Arc::new(CountingWaker::default());
+    let waker = Waker::from(Arc::clone(&counter));
+    let mut cx = Context::from_waker(&waker);
+    // Cancelled: dropped while pending. Its writer taking a message wakes nobody.
+    let mut cancelled = tx.wait_for_room(&1);
+    assert!(poll_room(&mut cancelled, &mut cx).is_pending());
+    drop(cancelled);
+    assert_eq!(drain(&mut h.scheduler, Instant::now()).len(), 1);
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        0,
+        "a dropped wait is unregistered"
+    );
+    // Full again; a pending wait ends with NotConnected when the peer disconnects.
+    tx.send(Recipients::One(1), msg(1, 10), Priority::Low)
+        .unwrap();
+    let mut wait = tx.wait_for_room(&1);
+    assert!(poll_room(&mut wait, &mut cx).is_pending());
+    mux.peer_disconnected(&1);
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        poll_room(&mut wait, &mut cx),
+        Poll::Ready(Err(MuxError::NotConnected))
+    ));
+    // A peer that is not connected at all: NotConnected at once.
+    let mut unknown = tx.wait_for_room(&9);
+    assert!(matches!(
+        poll_room(&mut unknown, &mut cx),
+        Poll::Ready(Err(MuxError::NotConnected))
+    ));
 }
 
 /// Encodes one single-part chunk on `channel`.

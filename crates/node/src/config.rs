@@ -14,7 +14,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 
 use p2p_identity::{
-    KeyError, PeerUrl, PeerUrlError, PeerUrlTarget, SchemeKind, Signer, Verifier, bls12381, ed25519,
+    KeyError, PeerUrl, PeerUrlError, SchemeKind, Signer, Verifier, bls12381, ed25519,
 };
 use serde::Deserialize;
 
@@ -98,12 +98,8 @@ pub enum FieldError {
     /// The peer set does not contain this node's own public key.
     #[error("does not contain this node's own public key {0}")]
     SelfNotInPeers(String),
-    /// A bootstrapper URL names a peer id; dialing needs the full public key.
-    #[error(
-        "{0} names a peer id; bootstrappers need the full public key (<public-key-hex>@host:port)"
-    )]
-    BootstrapperWithoutKey(String),
-    /// A bootstrapper is not a member of the peer set (it would be refused as unauthorized).
+    /// A bootstrapper (by key or by peer id) is not a member of the peer set (it would be
+    /// refused as unauthorized, or its id could never be resolved).
     #[error("{0} is not in `peers`")]
     NotInPeers(String),
     /// Two channels have the same id.
@@ -506,12 +502,7 @@ fn check_bootstrapper<V: Verifier>(
         )
     };
     let url: PeerUrl = value.parse().map_err(bad_url)?;
-    if let PeerUrlTarget::Id(_) = url.target {
-        return Err(field_err(
-            field,
-            FieldError::BootstrapperWithoutKey(value.to_owned()),
-        ));
-    }
+    // A peer id is matched against `peers` below (and by the network at dial time).
     url.public_key::<V>()
         .map_err(|e| bad_url(PeerUrlError::InvalidKey(e)))?;
     if !peers.iter().any(|p| url.matches(p)) {

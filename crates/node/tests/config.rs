@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use p2p_identity::{KeyError, PeerUrlError, SchemeKind, Signer, ed25519};
+use p2p_identity::{KeyError, PeerUrlError, SchemeKind, Signer, Verifier, ed25519};
 use p2p_node::config::{ConfigError, FieldError, Identity, LogFormat, NodeConfig, Preset};
 use p2p_node::keyfile::KeyFileError;
 
@@ -181,19 +181,30 @@ fn peer_url_with_key_of_wrong_scheme() {
 }
 
 #[test]
-fn bootstrapper_without_key() {
+fn bootstrapper_by_peer_id() {
+    // The id of a key in `peers` is accepted (the network resolves it when it dials)...
+    let listed = "524ffe83c62eb736f4a848d856869bb517b0be5f674a2c6226616bd065055ddc";
+    let id = p2p_identity::PeerId::of_key_bytes(&hex::decode(listed).unwrap());
+    let text = valid_text().replace(
+        &format!("bootstrappers = [\"{listed}@"),
+        &format!("bootstrappers = [\"{id}@"),
+    );
+    assert!(text.contains(&id.to_string()));
+    parse(&text).unwrap();
+    // ...the id of a key that is not is refused, since it could never be resolved.
+    let other = ed25519::PrivateKey::insecure_from_seed(99).public_key();
     let text = valid_text().replace(
         "bootstrappers = [\"",
-        "bootstrappers = [\"916068a5b531c81508d3abfc8f35d426d81a0697@127.0.0.1:30303\", \"",
+        &format!(
+            "bootstrappers = [\"{}@127.0.0.1:30303\", \"",
+            other.peer_id()
+        ),
     );
     let Err(ConfigError::Field { field, problem }) = parse(&text) else {
         panic!("expected a field error");
     };
     assert_eq!(field, "bootstrappers[0]");
-    assert!(
-        matches!(problem, FieldError::BootstrapperWithoutKey(_)),
-        "{problem}"
-    );
+    assert!(matches!(problem, FieldError::NotInPeers(_)), "{problem}");
 }
 
 #[test]

@@ -30,9 +30,11 @@ pub struct Config<S: Signer> {
     /// Address other peers should dial (advertised in this node's signed record). A port of 0
     /// means "the port the listener actually bound".
     pub dialable: SocketAddr,
-    /// Peers to dial first, with their full public keys (`<key-hex>@<host>:<port>`); they are
-    /// authorized even outside tracked peer sets. DNS names are resolved once, at
-    /// [`crate::Network::new`].
+    /// Peers to dial first (`<key-hex>@<host>:<port>`), authorized even outside tracked peer
+    /// sets. A URL may name the peer id instead of the key (`<peer-id-hex>@<host>:<port>`):
+    /// it is matched against the keys of the tracked sets when dials are planned, and is
+    /// not dialed (a warning and `p2p_unresolved_bootstrappers` say so) while no tracked key
+    /// has that id. DNS names are resolved once, at [`crate::Network::new`].
     pub bootstrappers: Vec<PeerUrl>,
     /// Handshake settings: namespace (**must match**), timestamp window, deadline, and the
     /// largest frame (**must match**).
@@ -89,6 +91,15 @@ pub struct Config<S: Signer> {
     pub shutdown_flush: Duration,
     /// Free-form software version sent in the version exchange (for logs on the other side).
     pub software_version: String,
+    /// How long [`crate::Oracle::block`] refuses a key; afterwards it may connect again and
+    /// is dialed at once (if its address is known). [`crate::Oracle::block_for`] takes another
+    /// duration, or none (until [`crate::Oracle::unblock`]). Measured on the wall clock (Unix
+    /// milliseconds, as discovery's timers).
+    pub block_duration: Duration,
+    /// Connection events each [`crate::Oracle::subscribe`] subscriber may fall behind by
+    /// before it loses the oldest ones (and is told how many). Memory: one event (a key, a
+    /// direction, a reason) per slot, shared by all subscribers.
+    pub event_capacity: NonZeroUsize,
     /// Fault injection for tests: while the filter refuses a peer's key, this node behaves as
     /// if a network partition separated them (dials to it fail as `connect_failed`, an
     /// established connection with it closes as `io` at its next read). `None` in every
@@ -124,8 +135,9 @@ impl std::fmt::Debug for LinkFilter {
 
 impl<S: Signer> Config<S> {
     /// Conservative settings for production networks: 1 MiB frames, 5 s handshake deadline,
-    /// pings every 5 s, 30 handshakes per IP per minute; peer records advertising loopback
-    /// addresses are dropped (private ranges are accepted).
+    /// pings every 5 s, 30 handshakes per IP per minute, blocks for one hour, 1024 buffered
+    /// connection events per subscriber; peer records advertising loopback addresses are
+    /// dropped (private ranges are accepted).
     pub fn recommended(
         signer: S,
         namespace: &[u8],
@@ -160,13 +172,16 @@ impl<S: Signer> Config<S> {
             coalesce_limit: p2p_session::DEFAULT_COALESCE_LIMIT,
             shutdown_flush: Duration::from_secs(2),
             software_version: concat!("p2p/", env!("CARGO_PKG_VERSION")).to_owned(),
+            block_duration: Duration::from_secs(3600),
+            event_capacity: nz(1024),
             insecure_link_filter_for_testing: None,
         }
     }
 
     /// Fast timers and generous limits for local clusters and tests (discovery's `local` preset:
-    /// loopback addresses accepted in peer records). Never for production: short timeouts and
-    /// high handshake rates make a node easier to flood.
+    /// loopback addresses accepted in peer records; blocks for one minute, 256 buffered
+    /// connection events). Never for production: short timeouts and high handshake rates make
+    /// a node easier to flood.
     pub fn aggressive(
         signer: S,
         namespace: &[u8],
@@ -190,6 +205,8 @@ impl<S: Signer> Config<S> {
             dial_interval: Duration::from_millis(50),
             connect_timeout: Duration::from_secs(2),
             shutdown_flush: Duration::from_millis(500),
+            block_duration: Duration::from_secs(60),
+            event_capacity: nz(256),
             ..base
         }
     }

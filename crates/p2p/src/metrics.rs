@@ -60,6 +60,14 @@ pub(crate) struct Metrics {
     pub(crate) frames_sent: Counter,
     /// Messages sent packed with others in one batch frame.
     pub(crate) batched_messages: Counter,
+    /// Connection events published to subscribers.
+    pub(crate) events: Counter,
+    /// Events lagging subscribers missed (summed over subscribers).
+    pub(crate) events_missed: Counter,
+    /// Keys blocked right now.
+    pub(crate) blocked_peers: Gauge,
+    /// Peer-id bootstrappers no tracked key matches.
+    pub(crate) unresolved_bootstrappers: Gauge,
 }
 
 impl Metrics {
@@ -118,6 +126,26 @@ impl Metrics {
             "batched_messages",
             "Messages sent packed with others in one batch frame",
             self.batched_messages.clone(),
+        );
+        registry.register(
+            "peer_events",
+            "Connection events (connected, disconnected) published to subscribers",
+            self.events.clone(),
+        );
+        registry.register(
+            "peer_events_missed",
+            "Connection events lagging subscribers missed, summed over subscribers",
+            self.events_missed.clone(),
+        );
+        registry.register(
+            "blocked_peers",
+            "Keys blocked right now (expired blocks excluded)",
+            self.blocked_peers.clone(),
+        );
+        registry.register(
+            "unresolved_bootstrappers",
+            "Bootstrappers given by peer id that no key of the tracked sets matches",
+            self.unresolved_bootstrappers.clone(),
         );
     }
 }

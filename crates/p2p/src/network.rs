@@ -8,14 +8,15 @@ use bytes::Bytes;
 use p2p_discovery::Tracker;
 use p2p_identity::{PeerUrl, Signer, Verifier};
 use p2p_mux::{Mux, Receiver, Sender};
-use p2p_session::{Manager, ManagerConfig, SessionConfig};
+use p2p_session::{DialNowError, Manager, ManagerConfig, PeerEvent, SessionConfig};
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{Config, PROTOCOL_MAJOR, PROTOCOL_MINOR};
+use crate::events::Events;
 use crate::metrics::{ConnDirection, IndexLabel, Metrics, ReasonLabel};
 use crate::peer;
 
@@ -35,9 +36,6 @@ pub enum Error {
     /// Binding the listener or another socket operation failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    /// A bootstrapper URL names only a peer id; the handshake needs the full public key.
-    #[error("bootstrapper {0} gives a peer id, not a public key; use <public-key-hex>@host:port")]
-    BootstrapperWithoutKey(PeerUrl),
     /// A bootstrapper URL's key is not a valid key of this network's scheme.
     #[error("bootstrapper {url}: {source}")]
     BootstrapperKey {
@@ -94,6 +92,10 @@ pub(crate) struct Shared<S: Signer> {
     pub(crate) tasks: Mutex<JoinSet<()>>,
     /// Wakes the dialer before its next tick (a peer became dialable).
     pub(crate) dial_now: tokio::sync::Notify,
+    /// Connection events for subscribers.
+    pub(crate) events: broadcast::Sender<PeerEvent<Key<S>>>,
+    /// Held while moving events from the manager to `events`, so that they keep their order.
+    pub(crate) events_order: Mutex<()>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (the task set stays
@@ -123,6 +125,18 @@ impl<S: Signer> Shared<S> {
 
     pub(crate) fn shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// Moves the manager's connection events to the subscribers, in order. Call after every
+    /// manager call that may produce one (admit, established, release). Never waits: a
+    /// broadcast send drops the oldest event for subscribers that lag.
+    pub(crate) fn publish_events(&self) {
+        let _order = lock(&self.events_order);
+        while let Some(event) = self.manager.poll_event() {
+            self.metrics.events.inc();
+            // No subscriber: the event is simply not kept.
+            let _ = self.events.send(event);
+        }
     }
 
     pub(crate) fn count(&self, family: Family, direction: ConnDirection, reason: &str) {
@@ -210,10 +224,10 @@ impl<S: Signer> Network<S> {
             dialable.set_port(local_addr.port());
         }
         let mut bootstrappers = Vec::with_capacity(config.bootstrappers.len());
+        let mut id_bootstrappers = Vec::new();
         for url in &config.bootstrappers {
             let key = match url.public_key::<Key<S>>() {
-                Ok(Some(key)) => key,
-                Ok(None) => return Err(Error::BootstrapperWithoutKey(url.clone())),
+                Ok(key) => key,
                 Err(source) => {
                     return Err(Error::BootstrapperKey {
                         url: url.clone(),
@@ -229,7 +243,11 @@ impl<S: Signer> Network<S> {
                     .and_then(|mut addrs| addrs.next())
                     .ok_or_else(|| Error::BootstrapperUnresolved(url.clone()))?,
             };
-            bootstrappers.push((key, addr));
+            match key {
+                Some(key) => bootstrappers.push((key, addr)),
+                // Only an id: matched against the tracked keys at dial time.
+                None => id_bootstrappers.push((url.peer_id(), addr)),
+            }
         }
         let mut session = SessionConfig::new(
             &config.discovery,
@@ -253,10 +271,14 @@ impl<S: Signer> Network<S> {
                 handshakes_per_prefix_per_minute: config.handshakes_per_prefix_per_minute,
                 max_handshakes_per_prefix: config.max_handshakes_per_prefix,
                 max_tracked_ips: config.max_tracked_ips,
+                block_duration: config.block_duration,
             },
             tracker,
             Instant::now(),
         );
+        for (id, addr) in id_bootstrappers {
+            manager.add_id_bootstrapper(id, addr);
+        }
         let metrics = Metrics::default();
         let sub = registry.sub_registry_with_prefix("p2p");
         metrics.register(sub);
@@ -280,6 +302,8 @@ impl<S: Signer> Network<S> {
             shutdown,
             tasks: Mutex::new(JoinSet::new()),
             dial_now: tokio::sync::Notify::new(),
+            events: broadcast::channel(config.event_capacity.get()).0,
+            events_order: Mutex::new(()),
             signer: config.signer,
         });
         let oracle = Oracle {
@@ -422,7 +446,7 @@ async fn listen_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>, listener: TcpListener) {
             let result = p2p_handshake::accept(
                 stream,
                 &shared.signer,
-                |key: &[u8]| shared.manager.authorize(key),
+                |key: &[u8]| shared.manager.authorize(key, now_ms()),
                 &shared.handshake,
             )
             .await;
@@ -517,6 +541,18 @@ async fn housekeeping_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
             info!("peer left every tracked set; disconnecting");
             close(handle);
         }
+        shared.metrics.blocked_peers.set(work.blocked as i64);
+        if work.unblocked > 0 {
+            debug!(expired = work.unblocked, "blocks expired; dialing");
+            shared.dial_now.notify_one();
+        }
+        for unknown in &work.unresolved {
+            warn!(id = %unknown.id, addr = %unknown.addr, "{unknown}");
+        }
+        shared
+            .metrics
+            .unresolved_bootstrappers
+            .set(shared.manager.unresolved_bootstrappers() as i64);
         for s in work.stats {
             let label = IndexLabel { index: s.index };
             shared
@@ -533,7 +569,8 @@ async fn housekeeping_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
     }
 }
 
-/// The control handle of a [`Network`]: peer sets, blocks, shutdown. Cheap to clone.
+/// The control handle of a [`Network`]: peer sets, blocks, disconnects and dials on demand,
+/// connection events, shutdown. Cheap to clone.
 pub struct Oracle<S: Signer> {
     shared: Arc<Shared<S>>,
 }
@@ -568,10 +605,58 @@ impl<S: Signer> Oracle<S> {
         Ok(())
     }
 
-    /// Blocks `key`: disconnects it and refuses it until [`Oracle::unblock`].
+    /// Blocks `key` for [`Config::block_duration`]: disconnects it and refuses it until the
+    /// block expires or [`Oracle::unblock`]. Blocking again restarts the block.
     pub fn block(&self, key: Key<S>) {
-        if let Some(handle) = self.shared.manager.block(key) {
+        if let Some(handle) = self.shared.manager.block(key, now_ms()) {
             close(&handle);
+        }
+    }
+
+    /// Blocks `key` for `duration` (`None`: until [`Oracle::unblock`]), replacing any block
+    /// it has; see [`Oracle::block`].
+    pub fn block_for(&self, key: Key<S>, duration: Option<Duration>) {
+        if let Some(handle) = self.shared.manager.block_for(key, duration, now_ms()) {
+            close(&handle);
+        }
+    }
+
+    /// Whether `key` is blocked now.
+    pub fn is_blocked(&self, key: &Key<S>) -> bool {
+        self.shared.manager.is_blocked(key, now_ms())
+    }
+
+    /// Closes the connection to `key` without blocking it; returns whether it was connected.
+    /// Does not wait for the close. The peer stays authorized: it may dial us again at once,
+    /// and we redial it after the usual backoff. Its disconnect event's reason is
+    /// `disconnect_requested`.
+    pub fn disconnect(&self, key: &Key<S>) -> bool {
+        match self.shared.manager.disconnect(key) {
+            Some(handle) => {
+                close(&handle);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Dials `key` now instead of after its backoff or the dialer's next tick, if we know an
+    /// address for it (a dial already under way is not repeated).
+    ///
+    /// Errors: [`DialNowError`] when `key` is ours, not authorized, blocked or connected.
+    pub fn dial_now(&self, key: &Key<S>) -> Result<(), DialNowError> {
+        self.shared.manager.dial_now(key, now_ms())?;
+        self.shared.dial_now.notify_one();
+        Ok(())
+    }
+
+    /// Subscribes to connection events (peer, connected or disconnected, direction, reason)
+    /// from now on. Each subscriber has its own bounded queue of [`Config::event_capacity`]
+    /// events; one that lags is told how many it missed and never slows the network.
+    pub fn subscribe(&self) -> Events<Key<S>> {
+        Events {
+            rx: self.shared.events.subscribe(),
+            missed: self.shared.metrics.events_missed.clone(),
         }
     }
 

@@ -187,6 +187,8 @@ pub(crate) async fn run_connection<S: Signer>(
             return;
         }
     };
+    // A replaced connection's disconnect event.
+    shared.publish_events();
     if let Some(old) = &admitted.replaced {
         close(old);
         // The replaced connection stays registered in the mux until its tasks end; take it
@@ -205,9 +207,13 @@ pub(crate) async fn run_connection<S: Signer>(
             warn!(parent: &span, error = %e, "mux refused the peer");
         }
         shared.count(Family::Handshakes, direction, "mux_refused");
-        shared
-            .manager
-            .release(&peer, admitted.id, now_ms(), &mut rand::rng());
+        shared.manager.release(
+            &peer,
+            admitted.id,
+            "mux_refused",
+            now_ms(),
+            &mut rand::rng(),
+        );
         return;
     };
     scheduler.set_coalesce_limit(side.session.coalesce_limit());
@@ -219,6 +225,8 @@ pub(crate) async fn run_connection<S: Signer>(
         .clone();
     gauge.inc();
     info!(parent: &span, "connected");
+    shared.manager.handle_established(&peer, admitted.id);
+    shared.publish_events();
 
     let (done_tx, writer_done) = oneshot::channel();
     let writer_handle = Arc::clone(&handle);
@@ -258,12 +266,16 @@ pub(crate) async fn run_connection<S: Signer>(
         (r, _) => r,
     };
     gauge.dec();
-    if shared
-        .manager
-        .release(&peer, admission.id, now_ms(), &mut rand::rng())
-    {
+    if shared.manager.release(
+        &peer,
+        admission.id,
+        reason.label(),
+        now_ms(),
+        &mut rand::rng(),
+    ) {
         ctx.mux.peer_disconnected(&peer);
     }
+    shared.publish_events();
     shared.count(Family::Disconnects, direction, reason.label());
     info!(parent: &span, reason = reason.label(), detail = %reason, "disconnected");
 }

@@ -76,6 +76,7 @@ pub fn session_ops(data: &[u8]) {
             handshakes_per_prefix_per_minute: NonZeroU32::MIN,
             max_handshakes_per_prefix: NonZeroUsize::MIN,
             max_tracked_ips: NonZeroUsize::MIN,
+            block_duration: Duration::from_secs(60),
         },
         tracker,
         t0,

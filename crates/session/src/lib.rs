@@ -12,7 +12,8 @@
 //!   pre-decoding ([`decode`]), the idle timer and the pause policy (throttle, backpressure).
 //! - [`Manager`]: the set of connections. Admission (authorize and insert atomically, the
 //!   simultaneous-dial rule), the pre-handshake order (per-address rate limit, handshake slot,
-//!   inbound cap), the dial plan with its own slots and dial-failure reporting, blocks, pings,
+//!   inbound cap), the dial plan with its own slots and dial-failure reporting, timed blocks,
+//!   requested disconnects and dials, peer-id bootstrappers, connection events, pings,
 //!   evictions. It wraps discovery's `Tracker` under one lock that is held only for bounded
 //!   work: record signatures are verified outside it.
 //!
@@ -26,16 +27,27 @@
 //!    info); read frames and hand each opened plaintext to [`Session::handle_frame`]; call
 //!    [`Session::handle_timeout`] when [`Session::poll_timeout`] passes.
 //! 3. On [`Event::Admit`]: [`Manager::admit`] (refused: close; close the `replaced` handle of
-//!    an admitted one), register the peer in the mux, [`Session::handle_admitted`], and start
-//!    the writer. If the connection ends before this, [`Manager::handle_not_admitted`].
+//!    an admitted one), register the peer in the mux, [`Session::handle_admitted`], then
+//!    [`Manager::handle_established`], and start the writer. If the connection ends before
+//!    this, [`Manager::handle_not_admitted`].
 //! 4. Then, after every frame: send what [`Session::poll_transmit`] returns (as control
 //!    frames), do not read before [`Session::poll_read`] allows it, and on
 //!    [`Event::WaitForRoom`] wait for [`Session::poll_deliver`]. Any `Err` closes the
 //!    connection with [`Error::label`] as its reason.
-//! 5. When an admitted connection ends: [`Manager::release`] (if it returns `true`, remove the
-//!    peer from the mux).
-//! 6. On a timer: [`Manager::poll_housekeeping`]: send the ping to the listed peers, close the
-//!    evicted handles, export the counts.
+//! 5. When an admitted connection ends: [`Manager::release`] with the close reason (if it
+//!    returns `true`, remove the peer from the mux).
+//! 6. After each of [`Manager::admit`], [`Manager::handle_established`] and
+//!    [`Manager::release`]: drain [`Manager::poll_event`] (one driver at a time, so events keep
+//!    their order) and hand the [`PeerEvent`]s to the application.
+//! 7. On a timer: [`Manager::poll_housekeeping`]: send the ping to the listed peers, close the
+//!    evicted handles, export the counts; poll dials at once when blocks expired
+//!    ([`Housekeeping::unblocked`]); report [`Housekeeping::unresolved`] peer-id bootstrappers.
+//!
+//! The application's controls: [`Manager::block`] / [`Manager::block_for`] (expiry computed
+//! from the `now_ms` passed in; every check takes the time too, so an expired block refuses
+//! nothing even before housekeeping forgets it), [`Manager::unblock`],
+//! [`Manager::disconnect`], [`Manager::dial_now`] (then poll dials at once); close the handles
+//! they return.
 //!
 //! # Design
 //!
@@ -75,8 +87,10 @@ use p2p_proto::{BitVec, Peer, Peers, Signature, VersionInfo};
 
 pub use error::{Error, Refused};
 pub use manager::{
-    Admitted, Dial, DialPermit, HandshakePermit, Housekeeping, InboundPermit, InboundPermits,
-    Manager, ManagerConfig, source_prefix,
+    Admitted, CLOSE_BLOCKED, CLOSE_EVICTED, CLOSE_REPLACED, CLOSE_REQUESTED, Dial, DialNowError,
+    DialPermit, Direction, HandshakePermit, Housekeeping, InboundPermit, InboundPermits,
+    MAX_PENDING_EVENTS, Manager, ManagerConfig, PeerEvent, PeerEventKind, UnknownPeerId,
+    source_prefix,
 };
 pub use session::{
     BATCH_MINOR, DEFAULT_COALESCE_LIMIT, Event, Now, OPENING_BIT_VECS, OPENING_PEERS, PeerVersion,

@@ -1,7 +1,7 @@
 //! The peer manager: admission, the connection table, the tracker, the dial plan, pings and
 //! evictions, behind one short-held lock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use p2p_discovery::{KeepConnection, PeersOutcome, SetStats, Tracker, resolve_duplicate};
 use p2p_handshake::Refusal;
-use p2p_identity::Verifier;
+use p2p_identity::{PeerId, Verifier};
 use p2p_proto::message::Payload;
 use p2p_proto::{BitVec, Peer, Peers};
 use rand::Rng;
@@ -39,6 +39,101 @@ pub struct ManagerConfig {
     /// Most source addresses the rate limiter remembers at once (and, separately, most
     /// prefixes).
     pub max_tracked_ips: NonZeroUsize,
+    /// How long [`Manager::block`] refuses a key; after it the key may connect again (and is
+    /// dialable at once). Measured on the Unix-millisecond clock passed as `now_ms`.
+    pub block_duration: Duration,
+}
+
+/// Most connection events [`Manager`] keeps for [`Manager::poll_event`]; past it the oldest is
+/// dropped (and counted in [`Manager::events_dropped`]). The facade drains after every call
+/// that can add one, so this bound is only reached by a driver that never polls.
+pub const MAX_PENDING_EVENTS: usize = 4096;
+
+/// Who opened a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The peer dialed us.
+    Inbound,
+    /// We dialed the peer.
+    Outbound,
+}
+
+impl Direction {
+    /// The direction of a connection that `dialed_by_me` or not.
+    pub const fn of(dialed_by_me: bool) -> Self {
+        if dialed_by_me {
+            Self::Outbound
+        } else {
+            Self::Inbound
+        }
+    }
+}
+
+/// What happened to a peer's connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerEventKind {
+    /// The connection was admitted and registered with the mux: sends to the peer are queued
+    /// from now on.
+    Connected,
+    /// The connection ended. `reason` is a short, stable label: one of the manager's own
+    /// ([`CLOSE_BLOCKED`], [`CLOSE_REQUESTED`], [`CLOSE_EVICTED`], [`CLOSE_REPLACED`]) when the
+    /// manager asked for the close, else the driver's (for the facade: the labels of
+    /// `p2p_disconnects_total`).
+    Disconnected {
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// One connection event ([`Manager::poll_event`]). For one key, every `Connected` is followed
+/// by exactly one `Disconnected` before the next `Connected`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PeerEvent<V> {
+    /// The peer.
+    pub peer: V,
+    /// Who opened the connection.
+    pub direction: Direction,
+    /// What happened.
+    pub kind: PeerEventKind,
+}
+
+/// Close reason: the key was blocked ([`Manager::block`]).
+pub const CLOSE_BLOCKED: &str = "blocked";
+/// Close reason: the application asked ([`Manager::disconnect`]).
+pub const CLOSE_REQUESTED: &str = "disconnect_requested";
+/// Close reason: the key left every tracked set.
+pub const CLOSE_EVICTED: &str = "evicted";
+/// Close reason: a newer connection to the key replaced this one (simultaneous dials).
+pub const CLOSE_REPLACED: &str = "replaced";
+
+/// A bootstrapper given by peer id whose id matches no key of the tracked sets (reported by
+/// [`Housekeeping::unresolved`]): it is not dialed until a registered set has a key with that
+/// id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bootstrapper {id}@{addr}: no key of the tracked peer sets has this peer id")]
+pub struct UnknownPeerId {
+    /// The id from the URL.
+    pub id: PeerId,
+    /// The address from the URL.
+    pub addr: SocketAddr,
+}
+
+/// Why [`Manager::dial_now`] did not schedule a dial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialNowError {
+    /// The key is ours.
+    #[error("cannot dial ourselves")]
+    SelfDial,
+    /// The key is in no tracked set and is not a bootstrapper.
+    #[error("peer not authorized")]
+    NotAuthorized,
+    /// The key is blocked.
+    #[error("peer blocked")]
+    Blocked,
+    /// The key is connected already.
+    #[error("peer already connected")]
+    AlreadyConnected,
 }
 
 /// The source prefix an address is counted under: the /24 of an IPv4 address, the /64 of an
@@ -93,6 +188,14 @@ pub struct Housekeeping<V, H> {
     pub evict: Vec<H>,
     /// Counts per tracked set, for metrics.
     pub stats: Vec<SetStats>,
+    /// Keys blocked right now (expired blocks are forgotten first).
+    pub blocked: usize,
+    /// Blocks that expired in this call: those keys are dialable now, so the driver should
+    /// poll dials at once when it is not zero.
+    pub unblocked: usize,
+    /// Peer-id bootstrappers found to match no tracked key since the last call (each reported
+    /// once per change of the tracked sets).
+    pub unresolved: Vec<UnknownPeerId>,
 }
 
 /// What [`Manager::handle_accept`] grants: a handshake slot and a place under the inbound cap.
@@ -104,6 +207,19 @@ struct Entry<H> {
     id: u64,
     dialed_by_me: bool,
     handle: H,
+    /// Whether `Connected` was reported (then `Disconnected` is reported when it ends).
+    announced: bool,
+    /// Why the manager asked the driver to close it, if it did.
+    cause: Option<&'static str>,
+}
+
+/// A bootstrapper named by peer id, not yet matched to a tracked key.
+#[derive(Debug)]
+struct IdBoot {
+    id: PeerId,
+    addr: SocketAddr,
+    /// Whether its failure to match was already reported for the current sets.
+    reported: bool,
 }
 
 /// Everything under the lock.
@@ -111,7 +227,13 @@ struct Entry<H> {
 struct Inner<V: Verifier, H> {
     tracker: Tracker<V>,
     peers: HashMap<V, Entry<H>>,
-    blocked: HashSet<V>,
+    /// Blocked keys and when their block ends (Unix ms; `None`: never).
+    blocked: HashMap<V, Option<u64>>,
+    events: VecDeque<PeerEvent<V>>,
+    events_dropped: u64,
+    id_boots: Vec<IdBoot>,
+    /// Whether the tracked sets changed since the peer-id bootstrappers were last matched.
+    id_boots_dirty: bool,
     next_id: u64,
     inbound: usize,
     handshakes: usize,
@@ -160,7 +282,11 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
             inner: Mutex::new(Inner {
                 tracker,
                 peers: HashMap::new(),
-                blocked: HashSet::new(),
+                blocked: HashMap::new(),
+                events: VecDeque::new(),
+                events_dropped: 0,
+                id_boots: Vec::new(),
+                id_boots_dirty: false,
                 next_id: 0,
                 inbound: 0,
                 handshakes: 0,
@@ -255,9 +381,9 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
     /// `p2p_handshake::Dialee::handle_hello`): it is looked up by its bytes among the
     /// authorized keys (in a tracked set or a bootstrapper), so a stranger's key is refused
     /// without any curve arithmetic. In order: our own key (`Other`), in no tracked set and
-    /// not a bootstrapper (`NotAuthorized`), blocked (`Blocked`), already admitted
+    /// not a bootstrapper (`NotAuthorized`), blocked at `now_ms` (`Blocked`), already admitted
     /// (`AlreadyConnected`).
-    pub fn authorize(&self, key: &[u8]) -> Result<(), Refusal> {
+    pub fn authorize(&self, key: &[u8], now_ms: u64) -> Result<(), Refusal> {
         if key == self.me.as_bytes() {
             return Err(Refusal::Other("self connection"));
         }
@@ -265,7 +391,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         let Some(key) = inner.tracker.authorized_key(key) else {
             return Err(Refusal::NotAuthorized);
         };
-        if inner.blocked.contains(key) {
+        if inner.is_blocked(key, now_ms) {
             return Err(Refusal::Blocked);
         }
         if inner.peers.contains_key(key) {
@@ -279,7 +405,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
     // ------------------------------------------------------------------------------------------
 
     /// Admits a connection whose handshake and version step succeeded, atomically: under one
-    /// lock the key is checked (not ourselves, not blocked, authorized), the simultaneous-dial
+    /// lock the key is checked (not ourselves, not blocked at `now_ms`, authorized), the simultaneous-dial
     /// rule applied, the connection inserted and the tracker told. A peer-set rotation either
     /// happens before (and the key is refused) or after (and evicts it).
     ///
@@ -295,7 +421,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         let mut inner = self.lock();
         let refused = if *key == self.me {
             Some(Refused::SelfConnection)
-        } else if inner.blocked.contains(key) {
+        } else if inner.is_blocked(key, now_ms) {
             Some(Refused::Blocked)
         } else if !inner.tracker.is_authorized(key) {
             Some(Refused::NotAuthorized)
@@ -318,7 +444,19 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
                     }
                     return Err(Refused::Duplicate);
                 }
-                KeepConnection::New => replaced = Some(existing.handle.clone()),
+                KeepConnection::New => {
+                    replaced = Some(existing.handle.clone());
+                    if existing.announced {
+                        let event = PeerEvent {
+                            peer: key.clone(),
+                            direction: Direction::of(existing.dialed_by_me),
+                            kind: PeerEventKind::Disconnected {
+                                reason: CLOSE_REPLACED,
+                            },
+                        };
+                        inner.push_event(event);
+                    }
+                }
             }
         }
         inner.next_id += 1;
@@ -329,6 +467,8 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
                 id,
                 dialed_by_me,
                 handle,
+                announced: false,
+                cause: None,
             },
         );
         // Authorized above, under this same lock, so the tracker accepts it.
@@ -357,16 +497,63 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         }
     }
 
-    /// Admitted connection `id` of `key` ended. Returns whether it was the current connection
-    /// of `key` (then the driver also removes it from the mux).
-    pub fn release<R: Rng + ?Sized>(&self, key: &V, id: u64, now_ms: u64, rng: &mut R) -> bool {
+    /// Admitted connection `id` of `key` is ready for traffic (the driver registered it with
+    /// the mux): queues its [`PeerEventKind::Connected`] event. Does nothing if `id` is no
+    /// longer the current connection of `key`.
+    pub fn handle_established(&self, key: &V, id: u64) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.peers.get_mut(key).filter(|e| e.id == id) else {
+            return;
+        };
+        entry.announced = true;
+        let event = PeerEvent {
+            peer: key.clone(),
+            direction: Direction::of(entry.dialed_by_me),
+            kind: PeerEventKind::Connected,
+        };
+        inner.push_event(event);
+    }
+
+    /// Admitted connection `id` of `key` ended, for `reason` (the driver's label; replaced by
+    /// the manager's own when the manager asked for the close). Returns whether it was the
+    /// current connection of `key` (then the driver also removes it from the mux); only then
+    /// is a [`PeerEventKind::Disconnected`] event queued (if `Connected` was).
+    pub fn release<R: Rng + ?Sized>(
+        &self,
+        key: &V,
+        id: u64,
+        reason: &'static str,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> bool {
         let mut inner = self.lock();
         let current = inner.peers.get(key).is_some_and(|e| e.id == id);
-        if current {
-            inner.peers.remove(key);
+        if current && let Some(entry) = inner.peers.remove(key) {
             let _ = inner.tracker.handle_disconnected(key, now_ms, rng);
+            if entry.announced {
+                let event = PeerEvent {
+                    peer: key.clone(),
+                    direction: Direction::of(entry.dialed_by_me),
+                    kind: PeerEventKind::Disconnected {
+                        reason: entry.cause.unwrap_or(reason),
+                    },
+                };
+                inner.push_event(event);
+            }
         }
         current
+    }
+
+    /// The oldest connection event not yet taken, if any (see [`PeerEvent`]). The facade
+    /// drains it after every call that may add one, in order, under its own lock.
+    pub fn poll_event(&self) -> Option<PeerEvent<V>> {
+        self.lock().events.pop_front()
+    }
+
+    /// Events dropped because more than [`MAX_PENDING_EVENTS`] waited (zero while the driver
+    /// drains them).
+    pub fn events_dropped(&self) -> u64 {
+        self.lock().events_dropped
     }
 
     // ------------------------------------------------------------------------------------------
@@ -382,14 +569,59 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
     ) -> Result<Vec<H>, p2p_discovery::Error> {
         let mut inner = self.lock();
         inner.tracker.handle_peer_set(index, keys)?;
+        inner.id_boots_dirty = true;
+        for b in &mut inner.id_boots {
+            b.reported = false;
+        }
         Ok(take_evictions(&mut inner))
     }
 
-    /// Blocks `key` until [`Manager::unblock`]; returns its connection to close, if any.
-    pub fn block(&self, key: V) -> Option<H> {
+    /// Adds a bootstrapper named only by its peer id (`<peer-id>@host:port`). It is matched
+    /// against the keys of the tracked sets when dials are planned ([`Manager::poll_dials`]):
+    /// once a tracked key has that id, the key becomes a bootstrapper at `addr` (always
+    /// authorized, as a bootstrapper given by key); until then it is not dialed and
+    /// [`Housekeeping::unresolved`] reports it. Returns `false` for an id already added.
+    pub fn add_id_bootstrapper(&self, id: PeerId, addr: SocketAddr) -> bool {
         let mut inner = self.lock();
-        let handle = inner.peers.get(&key).map(|e| e.handle.clone());
-        inner.blocked.insert(key);
+        if inner.id_boots.iter().any(|b| b.id == id) {
+            return false;
+        }
+        inner.id_boots.push(IdBoot {
+            id,
+            addr,
+            reported: false,
+        });
+        inner.id_boots_dirty = true;
+        true
+    }
+
+    /// Peer-id bootstrappers not matched to a tracked key yet.
+    pub fn unresolved_bootstrappers(&self) -> usize {
+        self.lock().id_boots.len()
+    }
+
+    /// Blocks `key` for the configured [`ManagerConfig::block_duration`] from `now_ms` (see
+    /// [`Manager::block_for`]); returns its connection to close, if any.
+    pub fn block(&self, key: V, now_ms: u64) -> Option<H> {
+        self.block_for(key, Some(self.config.block_duration), now_ms)
+    }
+
+    /// Blocks `key` for `duration` from `now_ms` (`None`: until [`Manager::unblock`]). A block
+    /// replaces any earlier one of the key. While it lasts the key's handshakes, admissions and
+    /// dials are refused; when it ends the key may connect again and is dialable at once.
+    /// Returns the key's connection to close, if any (its `Disconnected` event says
+    /// [`CLOSE_BLOCKED`]).
+    pub fn block_for(&self, key: V, duration: Option<Duration>, now_ms: u64) -> Option<H> {
+        let until = duration.map(|d| {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            now_ms.saturating_add(ms)
+        });
+        let mut inner = self.lock();
+        let handle = inner.peers.get_mut(&key).map(|e| {
+            e.cause = Some(CLOSE_BLOCKED);
+            e.handle.clone()
+        });
+        inner.blocked.insert(key, until);
         handle
     }
 
@@ -397,9 +629,47 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
     /// while blocked, is reset), so the driver should poll dials now.
     pub fn unblock(&self, key: &V) {
         let mut inner = self.lock();
-        if inner.blocked.remove(key) {
+        if inner.blocked.remove(key).is_some() {
             let _ = inner.tracker.handle_dial_now(key);
         }
+    }
+
+    /// Whether `key` is blocked at `now_ms`.
+    pub fn is_blocked(&self, key: &V, now_ms: u64) -> bool {
+        self.lock().is_blocked(key, now_ms)
+    }
+
+    /// Asks for `key`'s connection to close without blocking it; returns the handle to close,
+    /// if it is connected. Its `Disconnected` event says [`CLOSE_REQUESTED`]. The key stays
+    /// authorized, so it may reconnect (and is redialed after the usual backoff).
+    pub fn disconnect(&self, key: &V) -> Option<H> {
+        let mut inner = self.lock();
+        inner.peers.get_mut(key).map(|e| {
+            e.cause = Some(CLOSE_REQUESTED);
+            e.handle.clone()
+        })
+    }
+
+    /// Makes `key` due for a dial now (its backoff reset); the driver should poll dials at
+    /// once. A dial in progress is not duplicated, and an address the tracker does not know
+    /// stays undialable.
+    ///
+    /// Errors: [`DialNowError`]: ourselves, not authorized, blocked at `now_ms`, connected.
+    pub fn dial_now(&self, key: &V, now_ms: u64) -> Result<(), DialNowError> {
+        if *key == self.me {
+            return Err(DialNowError::SelfDial);
+        }
+        let mut inner = self.lock();
+        if inner.is_blocked(key, now_ms) {
+            return Err(DialNowError::Blocked);
+        }
+        if inner.peers.contains_key(key) {
+            return Err(DialNowError::AlreadyConnected);
+        }
+        inner
+            .tracker
+            .handle_dial_now(key)
+            .map_err(|_| DialNowError::NotAuthorized)
     }
 
     /// The handle of `key`'s connection, if it is connected.
@@ -434,13 +704,15 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
     // ------------------------------------------------------------------------------------------
 
     /// Whom to dial now: due dials from discovery, at most as many as free dial slots, blocked
-    /// keys reported as failed instead.
+    /// keys reported as failed instead. Peer-id bootstrappers are first matched against the
+    /// tracked keys ([`Manager::add_id_bootstrapper`]).
     pub fn poll_dials<R: Rng + ?Sized>(
         self: &Arc<Self>,
         now_ms: u64,
         rng: &mut R,
     ) -> Vec<Dial<V, H>> {
         let mut inner = self.lock();
+        inner.resolve_id_boots();
         let free = self.config.max_dials.get().saturating_sub(inner.dials);
         if free == 0 {
             return Vec::new();
@@ -452,7 +724,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
                 break;
             }
             for (key, addr) in planned {
-                if inner.blocked.contains(&key) {
+                if inner.is_blocked(&key, now_ms) {
                     // Backed off by the failure, so it is not planned again at once.
                     let _ = inner.tracker.handle_dial_failed(&key, now_ms, rng);
                     continue;
@@ -490,11 +762,40 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         });
         let evict = take_evictions(&mut inner);
         let stats = inner.tracker.stats();
+        // Expired blocks: forgotten, and the key is dialable at once (as after `unblock`).
+        let mut expired = Vec::new();
+        inner.blocked.retain(|k, until| {
+            let live = until.is_none_or(|t| t > now_ms);
+            if !live {
+                expired.push(k.clone());
+            }
+            live
+        });
+        for k in &expired {
+            let _ = inner.tracker.handle_dial_now(k);
+        }
+        let mut unresolved = Vec::new();
+        if !inner.id_boots_dirty {
+            for b in inner.id_boots.iter_mut().filter(|b| !b.reported) {
+                b.reported = true;
+                unresolved.push(UnknownPeerId {
+                    id: b.id,
+                    addr: b.addr,
+                });
+            }
+        }
         inner.limiter.forget_idle(now);
         inner.prefix_limiter.forget_idle(now);
         // An expired window counts like no window at all.
         inner.budgets.retain(|_, b| b.window_end > now);
-        Housekeeping { ping, evict, stats }
+        Housekeeping {
+            ping,
+            evict,
+            stats,
+            blocked: inner.blocked.len(),
+            unblocked: expired.len(),
+            unresolved,
+        }
     }
 
     // ------------------------------------------------------------------------------------------
@@ -598,8 +899,60 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
 fn take_evictions<V: Verifier, H: Clone>(inner: &mut Inner<V, H>) -> Vec<H> {
     let keys = inner.tracker.take_evictions();
     keys.iter()
-        .filter_map(|k| inner.peers.get(k).map(|e| e.handle.clone()))
+        .filter_map(|k| {
+            inner.peers.get_mut(k).map(|e| {
+                e.cause = Some(CLOSE_EVICTED);
+                e.handle.clone()
+            })
+        })
         .collect()
+}
+
+impl<V: Verifier, H> Inner<V, H> {
+    fn is_blocked(&self, key: &V, now_ms: u64) -> bool {
+        match self.blocked.get(key) {
+            None => false,
+            Some(None) => true,
+            Some(Some(until)) => *until > now_ms,
+        }
+    }
+
+    fn push_event(&mut self, event: PeerEvent<V>) {
+        if self.events.len() >= MAX_PENDING_EVENTS {
+            self.events.pop_front();
+            self.events_dropped = self.events_dropped.saturating_add(1);
+        }
+        self.events.push_back(event);
+    }
+
+    /// Matches the peer-id bootstrappers against the tracked keys once per change of the
+    /// sets: a match becomes a bootstrapper of the tracker (and leaves the list); the rest
+    /// stay, to be reported by housekeeping.
+    fn resolve_id_boots(&mut self) {
+        if !self.id_boots_dirty {
+            return;
+        }
+        self.id_boots_dirty = false;
+        if self.id_boots.is_empty() {
+            return;
+        }
+        let mut found = Vec::new();
+        for (key, _) in self.tracker.records() {
+            if *key == *self.tracker.me() {
+                continue;
+            }
+            let id = key.peer_id();
+            if let Some(pos) = self.id_boots.iter().position(|b| b.id == id) {
+                found.push((key.clone(), self.id_boots.swap_remove(pos).addr));
+                if self.id_boots.is_empty() {
+                    break;
+                }
+            }
+        }
+        for (key, addr) in found {
+            self.tracker.add_bootstrapper(key, addr);
+        }
+    }
 }
 
 macro_rules! permit {

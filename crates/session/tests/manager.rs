@@ -157,23 +157,27 @@ fn authorizer_refuses_blocked_connected_and_unknown_keys() {
     let mut node = node(4);
     let stranger = K::insecure_from_seed(99).public_key();
     assert_eq!(
-        node.manager.authorize(stranger.as_bytes()),
+        node.manager.authorize(stranger.as_bytes(), UNIX0),
         Err(Refusal::NotAuthorized)
     );
     // Bytes that are no key at all are looked up, not parsed: simply unknown.
     assert_eq!(
-        node.manager.authorize(&[0xff; 32]),
+        node.manager.authorize(&[0xff; 32], UNIX0),
         Err(Refusal::NotAuthorized)
     );
-    assert!(node.manager.authorize(node.key(1).as_bytes()).is_ok());
-    node.manager.block(node.key(2));
+    assert!(
+        node.manager
+            .authorize(node.key(1).as_bytes(), UNIX0)
+            .is_ok()
+    );
+    node.manager.block(node.key(2), UNIX0);
     assert_eq!(
-        node.manager.authorize(node.key(2).as_bytes()),
+        node.manager.authorize(node.key(2).as_bytes(), UNIX0),
         Err(Refusal::Blocked)
     );
     let _s = node.admitted(1, 1);
     assert_eq!(
-        node.manager.authorize(node.key(1).as_bytes()),
+        node.manager.authorize(node.key(1).as_bytes(), UNIX0),
         Err(Refusal::AlreadyConnected)
     );
 }
@@ -194,7 +198,7 @@ fn admission_refuses_and_reports_refused_dials() {
             .unwrap_err(),
         Refused::SelfConnection
     );
-    node.manager.block(node.key(3));
+    node.manager.block(node.key(3), UNIX0);
     assert_eq!(
         node.manager
             .admit(&node.key(3), true, 1, UNIX0, &mut node.rng)
@@ -220,7 +224,11 @@ fn simultaneous_dials_keep_the_connection_dialed_by_the_smaller_key() {
     } else {
         let second = second.unwrap();
         assert_eq!(second.replaced, Some(10));
-        assert!(!node.manager.release(&peer, first.id, UNIX0, &mut node.rng));
+        assert!(
+            !node
+                .manager
+                .release(&peer, first.id, "test", UNIX0, &mut node.rng)
+        );
         assert_eq!(node.manager.connected(), vec![peer.clone()]);
     }
     // Same direction twice: the live one stays.
@@ -277,7 +285,7 @@ fn rotations_never_leave_an_unauthorized_key_connected() {
                 live.retain(|(h, key, id)| {
                     let ends = to_close.remove(h) || Some(*h) == random;
                     if ends {
-                        node.manager.release(key, *id, UNIX0, &mut node.rng);
+                        node.manager.release(key, *id, "test", UNIX0, &mut node.rng);
                     }
                     !ends
                 });
@@ -296,7 +304,7 @@ fn rotations_never_leave_an_unauthorized_key_connected() {
     // Once every close is carried out, nothing unauthorized is left.
     for (h, key, id) in &live {
         if to_close.contains(h) {
-            node.manager.release(key, *id, UNIX0, &mut node.rng);
+            node.manager.release(key, *id, "test", UNIX0, &mut node.rng);
         }
     }
     assert!(node.manager.unauthorized_connected().is_empty());
@@ -317,7 +325,7 @@ fn dials_are_planned_within_their_own_slots_and_blocked_keys_are_skipped() {
             .handle_peers(&node.key(1), Peers { peers: vec![r] }, UNIX0)
             .unwrap();
     }
-    node.manager.block(node.key(1));
+    node.manager.block(node.key(1), UNIX0);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     // Inbound slots are all taken: dials have their own.
     let _a = node
@@ -439,4 +447,228 @@ fn record_signatures_are_verified_outside_the_shared_lock() {
         worst * 4 < total,
         "the lock was held for {worst:?} of the {total:?} the verifications took"
     );
+}
+
+#[test]
+fn a_block_that_expires_during_a_dial_lets_the_answer_in() {
+    let mut node = node(3);
+    let peer = node.key(1);
+    // A dial to key 1 is under way when it is blocked for one second.
+    assert_eq!(
+        node.manager
+            .block_for(peer.clone(), Some(Duration::from_secs(1)), UNIX0),
+        None,
+        "not connected: nothing to close"
+    );
+    assert!(node.manager.is_blocked(&peer, UNIX0 + 999));
+    assert_eq!(
+        node.manager.authorize(peer.as_bytes(), UNIX0 + 999),
+        Err(Refusal::Blocked)
+    );
+    // Its answer arrives while the block lasts: refused.
+    assert_eq!(
+        node.manager
+            .admit(&peer, true, 1, UNIX0 + 500, &mut node.rng)
+            .unwrap_err(),
+        Refused::Blocked
+    );
+    // A later answer, after the block expired: admitted, without any unblock call.
+    assert!(!node.manager.is_blocked(&peer, UNIX0 + 1000));
+    node.manager
+        .admit(&peer, true, 2, UNIX0 + 1000, &mut node.rng)
+        .unwrap();
+    let t = node.t0;
+    let hk = node
+        .manager
+        .poll_housekeeping(UNIX0 + 1000, t, &mut node.rng);
+    assert_eq!((hk.blocked, hk.unblocked), (0, 1));
+    // A block without a duration lasts until `unblock`; the preset one is the config's.
+    node.manager.block_for(node.key(2), None, UNIX0);
+    assert!(node.manager.is_blocked(&node.key(2), u64::MAX));
+    let hk = node.manager.poll_housekeeping(u64::MAX, t, &mut node.rng);
+    assert_eq!((hk.blocked, hk.unblocked), (1, 0));
+    node.manager.unblock(&node.key(2));
+    node.manager.block(node.key(2), UNIX0);
+    assert!(node.manager.is_blocked(&node.key(2), UNIX0 + 59_999));
+    assert!(!node.manager.is_blocked(&node.key(2), UNIX0 + 60_000));
+}
+
+#[test]
+fn connection_events_follow_admission_and_name_the_managers_reason() {
+    use p2p_session::{Direction, PeerEvent, PeerEventKind};
+    let mut node = node(4);
+    let event = |peer: P, kind| PeerEvent {
+        peer,
+        direction: Direction::Inbound,
+        kind,
+    };
+    let gone = |reason| PeerEventKind::Disconnected { reason };
+    let a = node
+        .manager
+        .admit(&node.key(1), false, 1, UNIX0, &mut node.rng)
+        .unwrap();
+    assert_eq!(node.manager.poll_event(), None, "not before the mux has it");
+    node.manager.handle_established(&node.key(1), a.id);
+    assert_eq!(
+        node.manager.poll_event(),
+        Some(event(node.key(1), PeerEventKind::Connected))
+    );
+    // Closed because blocked: the driver's generic label is replaced by the manager's.
+    assert_eq!(node.manager.block(node.key(1), UNIX0), Some(1));
+    assert!(
+        node.manager
+            .release(&node.key(1), a.id, "local", UNIX0, &mut node.rng)
+    );
+    assert_eq!(
+        node.manager.poll_event(),
+        Some(event(node.key(1), gone(p2p_session::CLOSE_BLOCKED)))
+    );
+    // Disconnect without a block: the key stays welcome.
+    let b = node
+        .manager
+        .admit(&node.key(2), false, 2, UNIX0, &mut node.rng)
+        .unwrap();
+    node.manager.handle_established(&node.key(2), b.id);
+    assert_eq!(node.manager.disconnect(&node.key(2)), Some(2));
+    assert!(
+        node.manager
+            .release(&node.key(2), b.id, "local", UNIX0, &mut node.rng)
+    );
+    assert!(
+        node.manager
+            .authorize(node.key(2).as_bytes(), UNIX0)
+            .is_ok()
+    );
+    assert_eq!(node.manager.disconnect(&node.key(2)), None, "not connected");
+    // A connection that closes for its own reason keeps the driver's label.
+    let c = node
+        .manager
+        .admit(&node.key(3), false, 3, UNIX0, &mut node.rng)
+        .unwrap();
+    node.manager.handle_established(&node.key(3), c.id);
+    assert!(
+        node.manager
+            .release(&node.key(3), c.id, "peer_closed", UNIX0, &mut node.rng)
+    );
+    // One that never reached the mux reports nothing.
+    let d = node
+        .manager
+        .admit(&node.key(3), false, 4, UNIX0, &mut node.rng)
+        .unwrap();
+    assert!(
+        node.manager
+            .release(&node.key(3), d.id, "mux_refused", UNIX0, &mut node.rng)
+    );
+    let rest: Vec<_> = std::iter::from_fn(|| node.manager.poll_event()).collect();
+    assert_eq!(
+        rest,
+        vec![
+            event(node.key(2), PeerEventKind::Connected),
+            event(node.key(2), gone(p2p_session::CLOSE_REQUESTED)),
+            event(node.key(3), PeerEventKind::Connected),
+            event(node.key(3), gone("peer_closed")),
+        ]
+    );
+    assert_eq!(node.manager.events_dropped(), 0);
+}
+
+#[test]
+fn dial_now_refuses_with_a_typed_reason() {
+    use p2p_session::DialNowError;
+    let mut node = node(4);
+    let stranger = K::insecure_from_seed(99).public_key();
+    assert_eq!(
+        node.manager.dial_now(&node.key(0), UNIX0),
+        Err(DialNowError::SelfDial)
+    );
+    assert_eq!(
+        node.manager.dial_now(&stranger, UNIX0),
+        Err(DialNowError::NotAuthorized)
+    );
+    node.manager.block(node.key(1), UNIX0);
+    assert_eq!(
+        node.manager.dial_now(&node.key(1), UNIX0),
+        Err(DialNowError::Blocked)
+    );
+    let _s = node.admitted(2, 2);
+    assert_eq!(
+        node.manager.dial_now(&node.key(2), UNIX0),
+        Err(DialNowError::AlreadyConnected)
+    );
+    assert_eq!(node.manager.dial_now(&node.key(3), UNIX0), Ok(()));
+}
+
+#[test]
+fn a_peer_id_bootstrapper_is_dialed_only_once_a_tracked_key_has_its_id() {
+    let mut node = node(3);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let stranger = K::insecure_from_seed(99).public_key();
+    let far: std::net::SocketAddr = "127.0.0.1:9099".parse().unwrap();
+    assert!(node.manager.add_id_bootstrapper(stranger.peer_id(), far));
+    assert!(
+        !node.manager.add_id_bootstrapper(stranger.peer_id(), far),
+        "the same id twice"
+    );
+    // No tracked key has the id: nothing is dialed, and housekeeping reports it once.
+    assert!(node.manager.poll_dials(UNIX0, &mut rng).is_empty());
+    let t = node.t0;
+    let hk = node.manager.poll_housekeeping(UNIX0, t, &mut node.rng);
+    assert_eq!(hk.unresolved.len(), 1);
+    assert_eq!(hk.unresolved[0].id, stranger.peer_id());
+    assert!(
+        hk.unresolved[0]
+            .to_string()
+            .contains("no key of the tracked peer sets has this peer id")
+    );
+    let hk = node.manager.poll_housekeeping(UNIX0, t, &mut node.rng);
+    assert!(hk.unresolved.is_empty(), "reported once per set change");
+    // A tracked key's id (key 2 has no known address otherwise): dialed at the URL's address.
+    let near: std::net::SocketAddr = "127.0.0.1:9002".parse().unwrap();
+    assert!(
+        node.manager
+            .add_id_bootstrapper(node.key(2).peer_id(), near)
+    );
+    let dials = node.manager.poll_dials(UNIX0, &mut rng);
+    assert_eq!(dials.len(), 1);
+    assert_eq!((&dials[0].key, dials[0].addr), (&node.key(2), near));
+    drop(dials);
+    // Once a set names the stranger, its id resolves too.
+    let mut keys: Vec<P> = (0..3).map(|i| node.key(i)).collect();
+    keys.push(stranger.clone());
+    node.manager.handle_peer_set(1, keys).unwrap();
+    let dials = node.manager.poll_dials(UNIX0, &mut rng);
+    assert!(
+        dials.iter().any(|d| d.key == stranger && d.addr == far),
+        "{:?}",
+        dials.iter().map(|d| d.addr).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_expired_block_makes_the_key_dialable_at_once() {
+    let mut node = node(3);
+    let r = p2p_discovery::sign_record(
+        &node.keys[1],
+        NAMESPACE,
+        ([127, 0, 0, 1], 9001).into(),
+        UNIX0,
+    );
+    node.manager
+        .handle_peers(&node.key(1), Peers { peers: vec![r] }, UNIX0)
+        .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    node.manager
+        .block_for(node.key(1), Some(Duration::from_secs(1)), UNIX0);
+    // While blocked, the planned dial is refused and counted as a failure (backoff grows).
+    assert!(node.manager.poll_dials(UNIX0, &mut rng).is_empty());
+    assert!(node.manager.poll_dials(UNIX0 + 999, &mut rng).is_empty());
+    // Housekeeping after the expiry forgets the block and resets the backoff: dialed at once.
+    let t = node.t0;
+    let hk = node
+        .manager
+        .poll_housekeeping(UNIX0 + 1000, t, &mut node.rng);
+    assert_eq!(hk.unblocked, 1);
+    let dials = node.manager.poll_dials(UNIX0 + 1000, &mut rng);
+    assert_eq!(dials.len(), 1);
+    assert_eq!(dials[0].key, node.key(1));
 }

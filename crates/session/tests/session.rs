@@ -184,7 +184,10 @@ fn budgets_belong_to_the_key_and_survive_reconnects() {
     }
     // The flooder reconnects within the same window: its new connection's opening is free,
     // but there is no fresh budget. (Connection ids count admissions: this node's first is 1.)
-    assert!(node.manager.release(&node.key(1), 1, UNIX0, &mut node.rng));
+    assert!(
+        node.manager
+            .release(&node.key(1), 1, "test", UNIX0, &mut node.rng)
+    );
     node.mux.peer_disconnected(&node.key(1));
     let mut again = node.admitted(1, 2);
     for i in 0..OPENING_BIT_VECS {
@@ -196,7 +199,8 @@ fn budgets_belong_to_the_key_and_survive_reconnects() {
     assert_eq!(err.label(), "bit_vec_flood");
     // The next window is fresh.
     let interval = node.discovery.ping_interval.as_millis() as u64;
-    node.manager.release(&node.key(1), 2, UNIX0, &mut node.rng);
+    node.manager
+        .release(&node.key(1), 2, "test", UNIX0, &mut node.rng);
     node.mux.peer_disconnected(&node.key(1));
     let mut later = node.admitted(1, 3);
     assert!(node.frame(&mut later, bit_vec(4), 10 + interval).is_ok());
@@ -221,7 +225,10 @@ fn reconnecting_often_within_one_interval_is_not_a_flood() {
         let ev = node.frame(&mut s, peers(vec![answer]), id).unwrap();
         assert!(matches!(ev, Event::Continue | Event::Ignored(_)), "{ev:?}");
         while s.poll_transmit().is_some() {}
-        assert!(node.manager.release(&node.key(1), id, UNIX0, &mut node.rng));
+        assert!(
+            node.manager
+                .release(&node.key(1), id, "test", UNIX0, &mut node.rng)
+        );
         node.mux.peer_disconnected(&node.key(1));
     }
 }

@@ -119,6 +119,7 @@ fn manager_config() -> ManagerConfig {
         handshakes_per_prefix_per_minute: NonZeroU32::new(120).unwrap(),
         max_handshakes_per_prefix: NonZeroUsize::new(8).unwrap(),
         max_tracked_ips: NonZeroUsize::new(1 << 16).unwrap(),
+        block_duration: Duration::from_secs(60),
     }
 }
 

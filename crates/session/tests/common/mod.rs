@@ -46,6 +46,7 @@ pub(crate) fn manager_config() -> ManagerConfig {
         handshakes_per_prefix_per_minute: NonZeroU32::new(20).unwrap(),
         max_handshakes_per_prefix: NonZeroUsize::new(2).unwrap(),
         max_tracked_ips: NonZeroUsize::new(16).unwrap(),
+        block_duration: Duration::from_secs(60),
     }
 }
 
