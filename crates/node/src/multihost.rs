@@ -280,6 +280,16 @@ impl Cluster {
         Ok(())
     }
 
+    /// SIGKILL to every node still running, and reaps them all.
+    fn kill_all(&mut self) {
+        for p in &mut self.procs {
+            if let Ok(None) = p.child.try_wait() {
+                let _ = p.child.kill();
+            }
+            let _ = p.child.wait();
+        }
+    }
+
     /// SIGTERM to every node, then waits (killing those that outlive the grace period).
     fn stop_all(&mut self) -> Vec<String> {
         for p in &mut self.procs {
@@ -308,10 +318,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for p in &mut self.procs {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-        }
+        self.kill_all();
         // The testbed deletes the namespaces when it drops, after this.
     }
 }
@@ -428,11 +435,11 @@ pub fn run(
     };
     let testbed = Testbed::create(n)?;
     say(format!(
-        "cluster: {n} network namespaces {}-n0..n{} on bridge {BRIDGE_DESC} in {} ({}); nodes at {} to {}",
-        testbed.hub().trim_end_matches("-hub"),
-        n - 1,
+        "cluster: hub namespace {} with bridge br0 {}/24; {n} node namespaces {}..n{} at {} to {}",
         testbed.hub(),
         testbed.hub_addr(),
+        testbed.node(0).unwrap_or_default(),
+        n - 1,
         testbed.node_addr(0),
         testbed.node_addr(n - 1),
     ));
@@ -448,6 +455,8 @@ pub fn run(
     }
     std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
     let result = run_in(&mut cluster, options, &dir, interrupted, &say);
+    // Processes first (a namespace with a process inside outlives its name), then namespaces.
+    cluster.kill_all();
     let teardown_errors: Vec<String> = cluster
         .testbed
         .teardown()
@@ -470,9 +479,6 @@ pub fn run(
     say("cluster: nodes stopped, namespaces deleted".to_owned());
     Ok(summary)
 }
-
-/// Description of the bridge for the first progress line.
-const BRIDGE_DESC: &str = "br0 10.213.0.0/24";
 
 fn run_in(
     cluster: &mut Cluster,
