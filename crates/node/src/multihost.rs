@@ -2,7 +2,7 @@
 //! own address, as if on N machines of one LAN (`cargo xtask cluster`).
 //!
 //! Order: create the [`Testbed`] (hub namespace with a bridge, one namespace per node, see
-//! [`netns`](crate::netns)); write a fresh ed25519 key and a configuration file per node into
+//! the [`netns`] module); write a fresh ed25519 key and a configuration file per node into
 //! a directory of its own (every key in `peers`, node 0 as the only bootstrapper, `listen`
 //! and `external` on the node's address and the same port everywhere, `/metrics` on the node's
 //! address); start `ip netns exec <ns> p2p-node run --config ...` for each, with standard
