@@ -15,6 +15,10 @@
 //!   random traffic and restarts, a full account of every message and of each member's
 //!   memory); the table goes to standard output, logs and `report.json` to `target/soak/`.
 //!   Every option of `p2p-node soak --help` is passed through; see `docs/reliability.md`.
+//! - `cluster [--nodes N] [--preset recommended|aggressive] [--json] [--keep]`: build `p2p-node`
+//!   in release and run `p2p-node cluster` (Linux, as root): N `p2p-node run` processes, each
+//!   in its own network namespace with its own address on a bridge the command creates; it
+//!   prints the mesh forming and a summary, then deletes everything. See `docs/operations.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -30,8 +34,9 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("10")),
         Some("bench-report") => bench_report(&args[1..]),
         Some("soak") => soak(&args[1..]),
+        Some("cluster") => cluster(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report | soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS]>"
+            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report | soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS] | cluster [--nodes N]>"
                 .to_owned(),
         ),
     };
@@ -238,5 +243,17 @@ fn soak(extra: &[String]) -> Result<(), String> {
         args.push(target.join("soak").to_string_lossy().into_owned());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&exe.to_string_lossy(), &args, &[])
+}
+
+/// Builds the release node and runs `p2p-node cluster` with `extra` (its exit status is ours).
+fn cluster(extra: &[String]) -> Result<(), String> {
+    run("cargo", &["build", "--release", "-p", "p2p-node"], &[])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let exe = target.join("release").join("p2p-node");
+    let mut args = vec!["cluster"];
+    args.extend(extra.iter().map(String::as_str));
     run(&exe.to_string_lossy(), &args, &[])
 }

@@ -11,7 +11,10 @@
 //!   sends traffic and prints a summary;
 //! - `soak` runs the reliability soak: N member processes (the hidden `soak-member`) on
 //!   loopback with random traffic and restarts, then a full account of every message and of
-//!   each member's memory ([`soak`], `docs/reliability.md`; `cargo xtask soak`).
+//!   each member's memory ([`soak`], `docs/reliability.md`; `cargo xtask soak`);
+//! - `cluster --nodes N` (Linux, root) starts N `p2p-node run` processes, each in its own
+//!   network namespace with its own address on a bridge, waits for the mesh, sends a chat line
+//!   and prints a summary (`multihost`, `netns`; `cargo xtask cluster`).
 //!
 //! This library holds the parts of the binary that are worth testing on their own.
 //!
@@ -34,6 +37,10 @@ pub mod demo;
 pub mod keyfile;
 pub mod logging;
 pub mod metrics;
+#[cfg(target_os = "linux")]
+pub mod multihost;
+#[cfg(target_os = "linux")]
+pub mod netns;
 pub mod node;
 pub mod shutdown;
 #[cfg(unix)]

@@ -55,6 +55,11 @@ enum Command {
     /// then a full account of every message and of memory (see docs/reliability.md).
     #[cfg(unix)]
     Soak(SoakArgs),
+    /// Multi-host cluster (Linux, root): N `p2p-node run` processes, each in its own network
+    /// namespace with its own address on a bridge; prints the mesh forming and a summary, then
+    /// deletes everything it created.
+    #[cfg(target_os = "linux")]
+    Cluster(ClusterArgs),
     /// One member of a soak (started by `soak`; speaks JSON lines on standard output).
     #[cfg(unix)]
     #[command(hide = true)]
@@ -168,6 +173,37 @@ struct MemberArgs {
     traffic: TrafficArgs,
 }
 
+/// Options of `p2p-node cluster`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Number of nodes (one network namespace each).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(2..=64))]
+    nodes: u16,
+    /// Timer preset of the nodes.
+    #[arg(long, value_enum, default_value_t = PresetArg::Recommended)]
+    preset: PresetArg,
+    /// Seconds to wait for the full mesh (exit code 2 when it does not form).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    mesh_timeout: u64,
+    /// Keep the directory with the keys, configurations and logs (kept anyway on failure).
+    #[arg(long)]
+    keep: bool,
+    /// Print the summary as one JSON object on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Preset names on the command line.
+#[cfg(target_os = "linux")]
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PresetArg {
+    /// `Config::recommended` (loopback refused, private addresses allowed, real-network timers).
+    Recommended,
+    /// `Config::aggressive` (fast timers).
+    Aggressive,
+}
+
 /// Options of `p2p-node demo`.
 #[derive(Debug, clap::Args)]
 struct DemoArgs {
@@ -237,6 +273,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo(args) => demo(args),
+        #[cfg(target_os = "linux")]
+        Command::Cluster(args) => cluster_cmd(args),
         #[cfg(unix)]
         Command::Soak(args) => soak(args),
         #[cfg(unix)]
@@ -381,6 +419,80 @@ fn soak(args: SoakArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Exit code of `cluster` when network namespaces are not available (not root, no iproute2,
+/// no kernel support): callers such as tests tell it from a failure.
+#[cfg(target_os = "linux")]
+const EXIT_UNAVAILABLE: u8 = 3;
+
+#[cfg(target_os = "linux")]
+fn cluster_cmd(args: ClusterArgs) -> ExitCode {
+    use p2p_node::config::Preset;
+    use p2p_node::multihost::{self, ClusterOptions};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot find this executable: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = ClusterOptions {
+        nodes: usize::from(args.nodes),
+        exe,
+        preset: match args.preset {
+            PresetArg::Recommended => Preset::Recommended,
+            PresetArg::Aggressive => Preset::Aggressive,
+        },
+        mesh_timeout: Duration::from_secs(args.mesh_timeout),
+        chat_timeout: Duration::from_secs(10),
+        keep: args.keep,
+        progress: true,
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupted);
+        std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let name = rt.block_on(p2p_node::shutdown::signal());
+                eprintln!("cluster: {name}; stopping the nodes and deleting the namespaces");
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    match multihost::run(&options, &interrupted) {
+        Ok(summary) => {
+            if args.json {
+                match serde_json::to_string(&summary) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => eprintln!("error: cannot encode the summary: {e}"),
+                }
+            } else {
+                print!("{}", summary.table());
+            }
+            if summary.ok {
+                ExitCode::SUCCESS
+            } else if summary.mesh_ms.is_none() {
+                ExitCode::from(EXIT_MESH)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) if e.is_unavailable() => {
+            eprintln!("error: network namespaces are not available: {e}");
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
