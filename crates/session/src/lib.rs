@@ -68,6 +68,7 @@ mod session;
 pub mod decode;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod simulation;
 
 use p2p_identity::Verifier;
 use p2p_proto::message::Payload;
