@@ -15,6 +15,10 @@
 //!   random traffic and restarts, a full account of every message and of each member's
 //!   memory); the table goes to standard output, logs and `report.json` to `target/soak/`.
 //!   Every option of `p2p-node soak --help` is passed through; see `docs/reliability.md`.
+//! - `simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D]
+//!   [--max-phase-secs S] [--regions]`: the discrete-event discovery simulation
+//!   (`p2p_session::simulation`) in release, with its report, wall time and peak RSS
+//!   (`docs/discovery.md`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -30,8 +34,9 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("10")),
         Some("bench-report") => bench_report(&args[1..]),
         Some("soak") => soak(&args[1..]),
+        Some("simulate") => simulate(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report | soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS]>"
+            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report | soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS] | simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D]>"
                 .to_owned(),
         ),
     };
@@ -42,6 +47,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo xtask simulate ...`: the simulation example in release, arguments passed through.
+fn simulate(args: &[String]) -> Result<(), String> {
+    let mut all = vec![
+        "run",
+        "--release",
+        "-p",
+        "p2p-session",
+        "--example",
+        "simulate",
+        "--",
+    ];
+    all.extend(args.iter().map(String::as_str));
+    run("cargo", &all, &[])
 }
 
 /// The workspace root (the parent of this crate's manifest directory).

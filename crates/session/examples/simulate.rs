@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p p2p-session --example simulate -- \
-//!     --nodes 1000 --churn 10 --adversarial 10 --seed 1 [--max-outbound 32] [--regions]
+//!     --nodes 1000 --churn 10 --adversarial 10 --seed 1 [--max-outbound 32] [--max-wall-secs 540] [--regions]
 //! ```
 //!
 //! `cargo xtask simulate ...` runs the same.
@@ -30,6 +30,7 @@ fn parse(args: &[String]) -> Result<(SimConfig, u64), String> {
     let mut max_outbound = None;
     let mut regions = false;
     let mut max_phase = None;
+    let mut max_wall = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || -> Result<u64, String> {
@@ -45,17 +46,20 @@ fn parse(args: &[String]) -> Result<(SimConfig, u64), String> {
             "--seed" => seed = value()?,
             "--max-outbound" => max_outbound = Some(value()? as usize),
             "--max-phase-secs" => max_phase = Some(value()?),
+            "--max-wall-secs" => max_wall = Some(value()?),
             "--regions" => regions = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     let mut cfg = SimConfig::new(nodes);
+    cfg.progress = Some(std::time::Duration::from_secs(5));
     cfg.churn_percent = churn;
     cfg.adversarial_percent = adversarial;
     cfg.max_outbound = max_outbound;
     if regions {
         cfg.rtt = Rtt::regions();
     }
+    cfg.max_wall = max_wall.map(std::time::Duration::from_secs);
     if let Some(s) = max_phase {
         cfg.max_phase = std::time::Duration::from_secs(s);
     }
@@ -95,6 +99,15 @@ fn print_phase(name: &str, p: &PhaseReport, r: &SimReport) {
     println!(
         "  connections {}, failed dials {}, closed for misbehaviour {}, idle closes {}",
         p.connections, p.failed_dials, p.misbehaviour_closes, p.idle_closes
+    );
+    println!(
+        "  at the end: {:.4}% of (honest node, honest record) pairs current{}",
+        p.known_ppm as f64 / 10_000.0,
+        if p.wall_limit_hit {
+            "; STOPPED by --max-wall-secs"
+        } else {
+            ""
+        }
     );
 }
 

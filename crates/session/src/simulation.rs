@@ -140,6 +140,11 @@ pub struct SimConfig {
     pub manager: ManagerConfig,
     /// Session rules of every node.
     pub session: SessionConfig,
+    /// Print a progress line to stderr every this much simulated time (`None`: quiet).
+    pub progress: Option<Duration>,
+    /// Stop the run after this much real (wall-clock) time, reporting how far it got (`None`:
+    /// no limit). Makes a run's outcome depend on the machine's speed.
+    pub max_wall: Option<Duration>,
 }
 
 impl SimConfig {
@@ -177,6 +182,8 @@ impl SimConfig {
             tracker,
             manager,
             session,
+            progress: None,
+            max_wall: None,
         }
     }
 }
@@ -222,6 +229,11 @@ pub struct PhaseReport {
     pub misbehaviour_closes: u64,
     /// Connections closed by the idle timeout.
     pub idle_closes: u64,
+    /// At the phase's end: the share, in parts per million, of (honest node, honest key) pairs
+    /// for which the node stores the key's current record.
+    pub known_ppm: u64,
+    /// The phase was cut short by `max_wall`.
+    pub wall_limit_hit: bool,
 }
 
 /// The result of a run.
@@ -641,8 +653,25 @@ impl<S: Signer> Sim<S> {
                 self.queue.push(Reverse(q));
                 break;
             }
+            if let Some(every) = self.cfg.progress.map(us_of).filter(|&e| e > 0)
+                && self.now / every != q.at / every
+            {
+                eprintln!(
+                    "[sim] t={:.1} s events={} connections={} frames={} wall={:?}",
+                    q.at as f64 / 1e6,
+                    self.events,
+                    self.conns.len(),
+                    self.phase.frames,
+                    self.base.elapsed()
+                );
+            }
             self.now = q.at;
             self.events += 1;
+            if self.events % 4096 == 0 && self.cfg.max_wall.is_some_and(|w| self.base.elapsed() > w)
+            {
+                self.phase.wall_limit_hit = true;
+                break;
+            }
             if let Ev::Check = q.ev {
                 if self.check() {
                     done = true;
@@ -660,6 +689,7 @@ impl<S: Signer> Sim<S> {
             max = max.max(nd.bytes - start);
         }
         self.phase.max_node_bytes = max;
+        self.phase.known_ppm = self.known_ppm();
         if done {
             // The next phase's checks start again.
             let every = us_of(self.cfg.check_interval).max(1);
@@ -718,6 +748,34 @@ impl<S: Signer> Sim<S> {
             }
         }
         true
+    }
+
+    /// Parts per million of (honest node up, honest key) pairs with the current record stored.
+    fn known_ppm(&self) -> u64 {
+        let current: Vec<Option<u64>> = self
+            .pos_to_node
+            .iter()
+            .map(|&i| {
+                let nd = &self.nodes[i as usize];
+                (nd.role == Role::Honest).then(|| nd.timestamps.last().copied().unwrap_or(0))
+            })
+            .collect();
+        let (mut known, mut total) = (0u64, 0u64);
+        for nd in self
+            .nodes
+            .iter()
+            .filter(|nd| nd.role == Role::Honest && nd.online)
+        {
+            nd.manager.with_tracker(|t| {
+                for ((_, rec), exp) in t.records().zip(&current) {
+                    if let Some(ts) = exp {
+                        total += 1;
+                        known += u64::from(rec.is_some_and(|r| r.timestamp() == *ts));
+                    }
+                }
+            });
+        }
+        (known * 1_000_000).checked_div(total).unwrap_or(0)
     }
 
     fn full_mesh(&self) -> bool {
