@@ -667,7 +667,8 @@ impl<S: Signer> Sim<S> {
             }
             self.now = q.at;
             self.events += 1;
-            if self.events % 4096 == 0 && self.cfg.max_wall.is_some_and(|w| self.base.elapsed() > w)
+            if self.events.is_multiple_of(4096)
+                && self.cfg.max_wall.is_some_and(|w| self.base.elapsed() > w)
             {
                 self.phase.wall_limit_hit = true;
                 break;
