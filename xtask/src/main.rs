@@ -19,6 +19,10 @@
 //!   in release and run `p2p-node cluster` (Linux, as root): N `p2p-node run` processes, each
 //!   in its own network namespace with its own address on a bridge the command creates; it
 //!   prints the mesh forming and a summary, then deletes everything. See `docs/operations.md`.
+//! - `simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D]
+//!   [--max-phase-secs S] [--regions]`: the discrete-event discovery simulation
+//!   (`p2p_session::simulation`) in release, with its report, wall time and peak RSS
+//!   (`docs/discovery.md`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -35,8 +39,9 @@ fn main() -> ExitCode {
         Some("bench-report") => bench_report(&args[1..]),
         Some("soak") => soak(&args[1..]),
         Some("cluster") => cluster(&args[1..]),
+        Some("simulate") => simulate(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report | soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS] | cluster [--nodes N]>"
+            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report [--scaling | --criterion] | soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS] | cluster [--nodes N] | simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D]>"
                 .to_owned(),
         ),
     };
@@ -47,6 +52,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo xtask simulate ...`: the simulation example in release, arguments passed through.
+fn simulate(args: &[String]) -> Result<(), String> {
+    let mut all = vec![
+        "run",
+        "--release",
+        "-p",
+        "p2p-session",
+        "--example",
+        "simulate",
+        "--",
+    ];
+    all.extend(args.iter().map(String::as_str));
+    run("cargo", &all, &[])
 }
 
 /// The workspace root (the parent of this crate's manifest directory).

@@ -17,6 +17,10 @@
 //!   evictions. It wraps discovery's `Tracker` under one lock that is held only for bounded
 //!   work: record signatures are verified outside it.
 //!
+//! - [`simulation`]: a seeded discrete-event simulation of a whole network in one process, each
+//!   node running the real [`Manager`] and the session's discovery routing on simulated time
+//!   (`cargo xtask simulate`, `docs/discovery.md`).
+//!
 //! # Driving a connection
 //!
 //! 1. Inbound: [`Manager::handle_accept`] with the source address (refused: close the socket);
@@ -80,6 +84,7 @@ mod session;
 pub mod decode;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod simulation;
 
 use p2p_identity::Verifier;
 use p2p_proto::message::Payload;

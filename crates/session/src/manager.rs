@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use p2p_discovery::{KeepConnection, PeersOutcome, SetStats, Tracker, resolve_duplicate};
+use p2p_discovery::{
+    DirectVerifier, KeepConnection, PeersOutcome, RecordVerifier, SetStats, Tracker,
+    resolve_duplicate,
+};
 use p2p_handshake::Refusal;
 use p2p_identity::{PeerId, Verifier};
 use p2p_proto::message::Payload;
@@ -157,13 +160,13 @@ pub fn source_prefix(ip: IpAddr) -> IpAddr {
 /// the outcome with [`Manager::admit`] (after the handshake and the version step) or
 /// [`Manager::handle_dial_failed`].
 #[derive(Debug)]
-pub struct Dial<V: Verifier, H> {
+pub struct Dial<V: Verifier, H, C: RecordVerifier<V> = DirectVerifier> {
     /// The key to dial (the handshake must end with it).
     pub key: V,
     /// Where to dial it.
     pub addr: SocketAddr,
     /// The dial slot; dropping it frees the slot.
-    pub permit: DialPermit<V, H>,
+    pub permit: DialPermit<V, H, C>,
 }
 
 /// A connection the manager admitted ([`Manager::admit`]).
@@ -199,7 +202,8 @@ pub struct Housekeeping<V, H> {
 }
 
 /// What [`Manager::handle_accept`] grants: a handshake slot and a place under the inbound cap.
-pub type InboundPermits<V, H> = (HandshakePermit<V, H>, InboundPermit<V, H>);
+pub type InboundPermits<V, H, C = DirectVerifier> =
+    (HandshakePermit<V, H, C>, InboundPermit<V, H, C>);
 
 /// One admitted connection.
 #[derive(Debug)]
@@ -224,8 +228,8 @@ struct IdBoot {
 
 /// Everything under the lock.
 #[derive(Debug)]
-struct Inner<V: Verifier, H> {
-    tracker: Tracker<V>,
+struct Inner<V: Verifier, H, C: RecordVerifier<V>> {
+    tracker: Tracker<V, C>,
     peers: HashMap<V, Entry<H>>,
     /// Blocked keys and when their block ends (Unix ms; `None`: never).
     blocked: HashMap<V, Option<u64>>,
@@ -261,17 +265,21 @@ struct Budget {
 /// one per admitted connection and hands clones back when a connection must close (replaced,
 /// evicted, blocked). Every method takes the lock for a bounded amount of work; no signature is
 /// verified under it.
+///
+/// `C` verifies peer records: [`DirectVerifier`] (every record, for real) except in simulations,
+/// which share one `p2p_discovery::SharedRecordCache` between all their nodes. It is cloned out
+/// of the tracker under the lock and used without it.
 #[derive(Debug)]
-pub struct Manager<V: Verifier, H> {
+pub struct Manager<V: Verifier, H, C: RecordVerifier<V> = DirectVerifier> {
     me: V,
     namespace: Bytes,
     config: ManagerConfig,
-    inner: Mutex<Inner<V, H>>,
+    inner: Mutex<Inner<V, H, C>>,
 }
 
-impl<V: Verifier, H: Clone> Manager<V, H> {
+impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
     /// A manager around `tracker` (built with our record and bootstrappers), at `now`.
-    pub fn new(config: ManagerConfig, tracker: Tracker<V>, now: Instant) -> Self {
+    pub fn new(config: ManagerConfig, tracker: Tracker<V, C>, now: Instant) -> Self {
         let per_minute = config.handshakes_per_ip_per_minute;
         let per_prefix = config.handshakes_per_prefix_per_minute;
         let max_ips = config.max_tracked_ips.get();
@@ -299,7 +307,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner<V, H>> {
+    fn lock(&self) -> MutexGuard<'_, Inner<V, H, C>> {
         // Every critical section leaves the state consistent between statements, so the data
         // of a poisoned lock is still valid.
         self.inner
@@ -335,7 +343,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         self: &Arc<Self>,
         ip: IpAddr,
         now: Instant,
-    ) -> Result<InboundPermits<V, H>, Refused> {
+    ) -> Result<InboundPermits<V, H, C>, Refused> {
         let ip = ip.to_canonical();
         let prefix = source_prefix(ip);
         let mut inner = self.lock();
@@ -710,7 +718,7 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         self: &Arc<Self>,
         now_ms: u64,
         rng: &mut R,
-    ) -> Vec<Dial<V, H>> {
+    ) -> Vec<Dial<V, H, C>> {
         let mut inner = self.lock();
         inner.resolve_id_boots();
         let free = self.config.max_dials.get().saturating_sub(inner.dials);
@@ -823,7 +831,11 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         peers: Peers,
         now_ms: u64,
     ) -> Result<PeersOutcome, p2p_discovery::Error> {
-        let plan = self.lock().tracker.plan_peers(from, peers, now_ms)?;
+        let (plan, mut verifier) = {
+            let inner = self.lock();
+            let plan = inner.tracker.plan_peers(from, peers, now_ms)?;
+            (plan, inner.tracker.verifier().clone())
+        };
         let mut outcome = PeersOutcome {
             accepted: 0,
             ignored: plan.ignored,
@@ -832,7 +844,13 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
         let mut verified = Vec::with_capacity(plan.candidates.len());
         let mut failure = None;
         for candidate in &plan.candidates {
-            match candidate.verify(&self.namespace) {
+            match verifier.verify(
+                &self.namespace,
+                &candidate.key,
+                candidate.socket,
+                candidate.timestamp,
+                &candidate.signature,
+            ) {
                 Ok(record) => verified.push(record),
                 Err(e) => {
                     failure = Some(e);
@@ -890,13 +908,15 @@ impl<V: Verifier, H: Clone> Manager<V, H> {
     }
 
     /// Reads the tracker (for metrics, tests and tools).
-    pub fn with_tracker<T>(&self, f: impl FnOnce(&Tracker<V>) -> T) -> T {
+    pub fn with_tracker<T>(&self, f: impl FnOnce(&Tracker<V, C>) -> T) -> T {
         f(&self.lock().tracker)
     }
 }
 
 /// Handles of the connected keys the tracker evicted.
-fn take_evictions<V: Verifier, H: Clone>(inner: &mut Inner<V, H>) -> Vec<H> {
+fn take_evictions<V: Verifier, H: Clone, C: RecordVerifier<V>>(
+    inner: &mut Inner<V, H, C>,
+) -> Vec<H> {
     let keys = inner.tracker.take_evictions();
     keys.iter()
         .filter_map(|k| {
@@ -908,7 +928,7 @@ fn take_evictions<V: Verifier, H: Clone>(inner: &mut Inner<V, H>) -> Vec<H> {
         .collect()
 }
 
-impl<V: Verifier, H> Inner<V, H> {
+impl<V: Verifier, H, C: RecordVerifier<V>> Inner<V, H, C> {
     fn is_blocked(&self, key: &V, now_ms: u64) -> bool {
         match self.blocked.get(key) {
             None => false,
@@ -958,11 +978,11 @@ impl<V: Verifier, H> Inner<V, H> {
 macro_rules! permit {
     ($name:ident, $field:ident, $doc:literal) => {
         #[doc = $doc]
-        pub struct $name<V: Verifier, H> {
-            manager: Arc<Manager<V, H>>,
+        pub struct $name<V: Verifier, H, C: RecordVerifier<V> = DirectVerifier> {
+            manager: Arc<Manager<V, H, C>>,
         }
 
-        impl<V: Verifier, H> Drop for $name<V, H> {
+        impl<V: Verifier, H, C: RecordVerifier<V>> Drop for $name<V, H, C> {
             fn drop(&mut self) {
                 let mut inner = self
                     .manager
@@ -973,7 +993,7 @@ macro_rules! permit {
             }
         }
 
-        impl<V: Verifier, H> std::fmt::Debug for $name<V, H> {
+        impl<V: Verifier, H, C: RecordVerifier<V>> std::fmt::Debug for $name<V, H, C> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($name)).finish_non_exhaustive()
             }
@@ -982,12 +1002,12 @@ macro_rules! permit {
 }
 
 /// One inbound handshake slot (overall and for its source prefix); dropping it frees both.
-pub struct HandshakePermit<V: Verifier, H> {
-    manager: Arc<Manager<V, H>>,
+pub struct HandshakePermit<V: Verifier, H, C: RecordVerifier<V> = DirectVerifier> {
+    manager: Arc<Manager<V, H, C>>,
     prefix: IpAddr,
 }
 
-impl<V: Verifier, H> Drop for HandshakePermit<V, H> {
+impl<V: Verifier, H, C: RecordVerifier<V>> Drop for HandshakePermit<V, H, C> {
     fn drop(&mut self) {
         let mut inner = self
             .manager
@@ -1004,7 +1024,7 @@ impl<V: Verifier, H> Drop for HandshakePermit<V, H> {
     }
 }
 
-impl<V: Verifier, H> std::fmt::Debug for HandshakePermit<V, H> {
+impl<V: Verifier, H, C: RecordVerifier<V>> std::fmt::Debug for HandshakePermit<V, H, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandshakePermit")
             .field("prefix", &self.prefix)

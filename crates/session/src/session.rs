@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use p2p_discovery::RecordVerifier;
 use p2p_handshake::version::{self, MAX_CHANNELS, MAX_SOFTWARE_VERSION_LEN};
 use p2p_identity::Verifier;
 use p2p_mux::{Inbound, InboundPeer};
@@ -134,8 +135,7 @@ pub struct Session<V: Verifier> {
     version: Option<PeerVersion>,
     /// Discovery messages of this connection's opening not charged to the key's budget (see
     /// [`OPENING_BIT_VECS`], [`OPENING_PEERS`]).
-    opening_bit_vecs: u32,
-    opening_peers: u32,
+    opening: Opening,
     /// The envelopes of a batch frame not handled yet ([`Session::handle_rest`]).
     batch: Bytes,
 }
@@ -183,8 +183,7 @@ impl<V: Verifier> Session<V> {
             paused_until: None,
             outbox,
             version: None,
-            opening_bit_vecs: OPENING_BIT_VECS,
-            opening_peers: OPENING_PEERS,
+            opening: Opening::NEW,
             batch: Bytes::new(),
         }
     }
@@ -280,11 +279,11 @@ impl<V: Verifier> Session<V> {
     ///
     /// Errors: every [`Error`] but [`Error::VersionTimeout`] and [`Error::Idle`]; all close the
     /// connection.
-    pub fn handle_frame<H: Clone, R: Rng + ?Sized>(
+    pub fn handle_frame<H: Clone, C: RecordVerifier<V> + Clone, R: Rng + ?Sized>(
         &mut self,
         body: Bytes,
         now: Now,
-        manager: &Manager<V, H>,
+        manager: &Manager<V, H, C>,
         rng: &mut R,
     ) -> Result<Event, Error> {
         self.handle_bytes_received(now.instant);
@@ -334,10 +333,10 @@ impl<V: Verifier> Session<V> {
     /// if it had come in a frame of its own, in order.
     ///
     /// Errors: as [`Session::handle_frame`].
-    pub fn handle_rest<H: Clone, R: Rng + ?Sized>(
+    pub fn handle_rest<H: Clone, C: RecordVerifier<V> + Clone, R: Rng + ?Sized>(
         &mut self,
         now: Now,
-        manager: &Manager<V, H>,
+        manager: &Manager<V, H, C>,
         rng: &mut R,
     ) -> Option<Result<Event, Error>> {
         let envelope = match decode::split_batch(&mut self.batch)? {
@@ -352,12 +351,12 @@ impl<V: Verifier> Session<V> {
     }
 
     /// Routes one decoded payload of an admitted peer.
-    fn route<H: Clone, R: Rng + ?Sized>(
+    fn route<H: Clone, C: RecordVerifier<V> + Clone, R: Rng + ?Sized>(
         &mut self,
         kind: Kind,
         payload: Payload,
         now: Now,
-        manager: &Manager<V, H>,
+        manager: &Manager<V, H, C>,
         rng: &mut R,
     ) -> Result<Event, Error> {
         let Phase::Admitted { inbound } = &mut self.phase else {
@@ -378,38 +377,25 @@ impl<V: Verifier> Session<V> {
                     Inbound::Backpressured => Ok(Event::WaitForRoom),
                 }
             }
-            Payload::BitVec(bit_vec) => {
-                if self.opening_bit_vecs > 0 {
-                    self.opening_bit_vecs -= 1;
-                } else {
-                    manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
-                }
-                match manager.handle_bit_vec(&self.peer, &bit_vec, rng) {
-                    Ok(Some(answer)) => {
+            Payload::BitVec(_) | Payload::Peers(_) => {
+                let routed = route_discovery(
+                    &self.peer,
+                    &mut self.opening,
+                    kind,
+                    payload,
+                    now,
+                    &self.config,
+                    manager,
+                    rng,
+                );
+                match routed? {
+                    Routed::Answer(answer) => {
                         self.outbox
                             .push_back(decode::encode(&Payload::Peers(answer)));
                         Ok(Event::Continue)
                     }
-                    Ok(None) => Ok(Event::Continue),
-                    Err(e) if e.is_fatal() => Err(Error::Discovery(e)),
-                    Err(e) => Ok(Event::Ignored(e)),
-                }
-            }
-            Payload::Peers(peers) => {
-                if self.opening_peers > 0 {
-                    self.opening_peers -= 1;
-                } else {
-                    manager.spend_discovery(&self.peer, kind, now.instant, &self.config)?;
-                }
-                check_distinct_keys(&peers)?;
-                match manager.handle_peers(&self.peer, peers, now.unix_ms) {
-                    Ok(outcome) => Ok(outcome
-                        .dropped
-                        .into_iter()
-                        .next()
-                        .map_or(Event::Continue, Event::Ignored)),
-                    Err(e) if e.is_fatal() => Err(Error::Discovery(e)),
-                    Err(e) => Ok(Event::Ignored(e)),
+                    Routed::Done => Ok(Event::Continue),
+                    Routed::Ignored(e) => Ok(Event::Ignored(e)),
                 }
             }
         }
@@ -464,6 +450,89 @@ impl<V: Verifier> Session<V> {
 
     fn pause(&mut self, until: Instant) {
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    }
+}
+
+/// The discovery messages of a connection's opening that the key's budget does not count yet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Opening {
+    pub(crate) bit_vecs: u32,
+    pub(crate) peers: u32,
+}
+
+impl Opening {
+    /// A new connection's allowance ([`OPENING_BIT_VECS`], [`OPENING_PEERS`]).
+    pub(crate) const NEW: Self = Self {
+        bit_vecs: OPENING_BIT_VECS,
+        peers: OPENING_PEERS,
+    };
+}
+
+/// What [`route_discovery`] did with one discovery message.
+#[derive(Debug)]
+pub(crate) enum Routed {
+    /// A gossip answer to send back.
+    Answer(Peers),
+    /// Handled; nothing to send.
+    Done,
+    /// Dropped without closing (not fatal).
+    Ignored(p2p_discovery::Error),
+}
+
+/// The routing of one discovery message (`BitVec` or `Peers`) from the admitted `peer`: the
+/// opening allowance, then the key's budget, then the tracker through `manager`; fatal
+/// discovery errors are `Err` (close the connection). Shared by [`Session::handle_frame`] and
+/// the simulation, so both apply the same rules.
+#[allow(clippy::too_many_arguments, reason = "the inputs of one session step")]
+pub(crate) fn route_discovery<
+    V: Verifier,
+    H: Clone,
+    C: RecordVerifier<V> + Clone,
+    R: Rng + ?Sized,
+>(
+    peer: &V,
+    opening: &mut Opening,
+    kind: Kind,
+    payload: Payload,
+    now: Now,
+    config: &SessionConfig,
+    manager: &Manager<V, H, C>,
+    rng: &mut R,
+) -> Result<Routed, Error> {
+    match payload {
+        Payload::BitVec(bit_vec) => {
+            if opening.bit_vecs > 0 {
+                opening.bit_vecs -= 1;
+            } else {
+                manager.spend_discovery(peer, kind, now.instant, config)?;
+            }
+            match manager.handle_bit_vec(peer, &bit_vec, rng) {
+                Ok(Some(answer)) => Ok(Routed::Answer(answer)),
+                Ok(None) => Ok(Routed::Done),
+                Err(e) if e.is_fatal() => Err(Error::Discovery(e)),
+                Err(e) => Ok(Routed::Ignored(e)),
+            }
+        }
+        Payload::Peers(peers) => {
+            if opening.peers > 0 {
+                opening.peers -= 1;
+            } else {
+                manager.spend_discovery(peer, kind, now.instant, config)?;
+            }
+            check_distinct_keys(&peers)?;
+            match manager.handle_peers(peer, peers, now.unix_ms) {
+                Ok(outcome) => Ok(outcome
+                    .dropped
+                    .into_iter()
+                    .next()
+                    .map_or(Routed::Done, Routed::Ignored)),
+                Err(e) if e.is_fatal() => Err(Error::Discovery(e)),
+                Err(e) => Ok(Routed::Ignored(e)),
+            }
+        }
+        // Only discovery payloads are routed here.
+        Payload::Version(_) => Err(Error::SecondVersion),
+        Payload::Chunk(_) => Ok(Routed::Done),
     }
 }
 
