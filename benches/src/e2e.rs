@@ -46,6 +46,8 @@ type Job = (u64, oneshot::Sender<u64>);
 
 /// One side of a [`Pair`].
 struct Side<S: Signer> {
+    /// The network's metrics (read when a workload fails, to say why).
+    registry: Arc<prometheus_client::registry::Registry>,
     oracle: Oracle<S>,
     key: S::PublicKey,
     one_way: Sender<S::PublicKey>,
@@ -108,6 +110,7 @@ fn start<S: Signer>(
     let key = oracle.public_key();
     let handle = rt.spawn(network.run());
     let side = Side {
+        registry: Arc::new(registry),
         oracle,
         key,
         one_way,
@@ -193,6 +196,7 @@ impl<S: Signer> Pair<S> {
             .expect("the counting task runs");
         let sender = self.a.one_way.clone();
         let to = self.b.key.clone();
+        let registries = [Arc::clone(&self.a.registry), Arc::clone(&self.b.registry)];
         let t = Instant::now();
         let refused = rt.spawn(async move {
             let mut refused = 0u64;
@@ -208,7 +212,11 @@ impl<S: Signer> Pair<S> {
                         )
                         .expect("a bench message fits");
                     if report.queued.is_empty() {
-                        assert!(report.not_connected.is_empty(), "the peer disconnected");
+                        assert!(
+                            report.not_connected.is_empty(),
+                            "the peer disconnected: {}",
+                            disconnects(&registries)
+                        );
                         refused += 1;
                         // The backlog is full: wait for room (a timer tick, 1 ms) rather than
                         // spin on a worker the network's tasks need. There is no wait-for-room
@@ -281,6 +289,22 @@ impl<S: Signer> Pair<S> {
             let _ = rt.block_on(h);
         }
     }
+}
+
+/// The `p2p_disconnects_total` lines of both sides' metrics (why a connection ended).
+fn disconnects(registries: &[Arc<prometheus_client::registry::Registry>]) -> String {
+    let mut out = String::new();
+    for (side, r) in ["a", "b"].iter().zip(registries) {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, r);
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("p2p_disconnects_total"))
+        {
+            out.push_str(&format!("{side}: {line}; "));
+        }
+    }
+    out
 }
 
 /// One sender network and `peers` receiver networks over loopback, each receiver connected to
