@@ -128,7 +128,7 @@ pub mod fuzzing;
 /// The pieces of p2p-framing this crate uses.
 mod framing {
     pub(crate) use p2p_framing::{
-        chunk::{Chunker, Reassembler, ReassemblyError},
+        chunk::{Chunker, Reassembler, ReassemblyError, envelope_len},
         compress::{self, CompressError},
     };
 }

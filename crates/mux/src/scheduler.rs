@@ -10,7 +10,7 @@ use std::{
 use bytes::BytesMut;
 
 use crate::{
-    framing::Chunker,
+    framing::{Chunker, envelope_len},
     limit::Limiter,
     state::{PRIORITIES, PeerSlot, Shared, Table, lock, write},
 };
@@ -206,6 +206,17 @@ impl<P: Clone + Eq + std::hash::Hash> Scheduler<P> {
                         continue;
                     }
                     let channel = &self.table.channels[index];
+                    if let Some(room) = room {
+                        // Packing: the next message in line goes only if it fits whole; else
+                        // it stays queued (still counted in the backlog, no quota cell taken)
+                        // and the frame ends, so the order is that of one message per frame.
+                        let len = q.data[prio][index].front().map_or(0, |m| m.len() as u64);
+                        if envelope_len(channel.id, 0, 1, len) > room as u64 {
+                            drop(q);
+                            waiters.into_iter().for_each(Waker::wake);
+                            return Step::NoFit;
+                        }
+                    }
                     let limiter = self.limiters[index]
                         .get_or_insert_with(|| Limiter::new(channel.quota, now));
                     match limiter.check(now) {

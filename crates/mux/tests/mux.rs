@@ -1138,3 +1138,41 @@ fn packing_stops_at_a_control_frame() {
     ));
     assert!(out.len() <= FRAME as usize);
 }
+
+/// A message that does not fit the rest of a batch stays queued: it still counts in the
+/// backlog, takes no quota cell, and leads the next frame. (Found by the `mux_scheduler` fuzz
+/// target: packing used to pick it out of the queue and hold it, so the backlog admitted one
+/// message more than it should.)
+#[test]
+fn a_message_that_does_not_fit_a_batch_stays_queued_and_counted() {
+    let mut mux = Mux::<u8>::new(config());
+    let (tx, _rx) = mux.register(1, fast(), 10_000, 2, None).unwrap();
+    let PeerHandles { mut scheduler, .. } = mux.peer_connected(7).unwrap();
+    scheduler.set_coalesce_limit(100);
+    let now = Instant::now();
+    for m in [msg(b'a', 10), msg(b'L', 600)] {
+        let r = tx.send(Recipients::One(7), m, Priority::High).unwrap();
+        assert_eq!(r.queued, vec![7]);
+    }
+    let mut out = BytesMut::new();
+    assert_eq!(
+        scheduler.poll_frame(now, &mut out),
+        PollFrame::Chunk {
+            channel: 1,
+            last: true
+        }
+    );
+    // `L` is still queued: one more message fits the backlog of 2, the next does not.
+    let r = tx
+        .send(Recipients::One(7), msg(b'b', 10), Priority::High)
+        .unwrap();
+    assert_eq!(r.queued, vec![7]);
+    let r = tx
+        .send(Recipients::One(7), msg(b'c', 10), Priority::High)
+        .unwrap();
+    assert_eq!(r.backlog_full, vec![7], "the backlog holds L and b");
+    // And `L` leads the next frame.
+    let (_, first) = poll_chunk(&mut scheduler, now);
+    let first = first.expect("a chunk");
+    assert_eq!((first.content[0], first.part), (b'L', 0));
+}
