@@ -236,13 +236,7 @@ async fn small_messages_queued_together_go_in_batch_frames_in_order() {
         assert_eq!(from, nodes[0].key);
         assert_eq!((got.len(), &got[..4]), (100, &i.to_be_bytes()[..]));
     }
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &nodes[0].registry).unwrap();
-    let batched: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("p2p_batched_messages_total "))
-        .and_then(|v| v.parse().ok())
-        .expect("the counter is exported");
+    let batched = metric_value(&nodes[0].registry, "p2p_batched_messages_total ");
     assert!(
         batched >= 150.0,
         "only {batched} of 200 messages went in batch frames"

@@ -12,32 +12,10 @@ use p2p::{
     DialNowError, Direction, Events, EventsError, Network, PeerEvent, PeerEventKind, Priority,
     Quota, Recipients,
 };
-use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 
 type K = ed25519::PrivateKey;
 type P = Key<K>;
-
-/// The value of the first metric line starting with `prefix`, or 0.
-fn metric(registry: &Registry, prefix: &str) -> f64 {
-    let mut out = String::new();
-    encode(&mut out, registry).unwrap();
-    out.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn wait_for(mut cond: impl FnMut() -> bool, within: Duration, what: &str) {
-    tokio::time::timeout(within, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-}
 
 /// The next event within `within`.
 async fn next(events: &mut Events<P>, within: Duration) -> Result<PeerEvent<P>, EventsError> {
@@ -121,7 +99,7 @@ async fn events_report_connects_and_disconnects_with_their_reasons() {
     );
     assert_eq!(a.oracle.dial_now(&b.key), Err(DialNowError::Blocked));
     assert_eq!(a.oracle.dial_now(&a.key), Err(DialNowError::SelfDial));
-    assert!(metric(&a.registry, "p2p_peer_events_total") >= 4.0);
+    assert!(metric_value(&a.registry, "p2p_peer_events_total") >= 4.0);
     shutdown(vec![a, b]).await;
 }
 
@@ -139,7 +117,7 @@ async fn a_lagging_subscriber_is_told_how_many_events_it_missed() {
     // Connected, disconnected, connected again: three events into a queue of one.
     assert!(a.oracle.disconnect(&b.key));
     wait_for(
-        || metric(&a.registry, "p2p_peer_events_total") >= 3.0,
+        || metric_value(&a.registry, "p2p_peer_events_total") >= 3.0,
         wait,
         "the reconnect's events",
     )
@@ -153,7 +131,7 @@ async fn a_lagging_subscriber_is_told_how_many_events_it_missed() {
     let latest = next(&mut lagging, wait).await.unwrap();
     assert_eq!(latest.kind, PeerEventKind::Connected);
     assert_eq!(
-        metric(&a.registry, "p2p_peer_events_missed_total"),
+        metric_value(&a.registry, "p2p_peer_events_missed_total"),
         missed as f64
     );
     shutdown(vec![a, b]).await;
@@ -178,7 +156,7 @@ async fn a_timed_block_expires_and_the_peer_is_dialed_again_at_once() {
     )
     .await;
     wait_for(
-        || metric(&nodes[0].registry, "p2p_blocked_peers") == 1.0,
+        || metric_value(&nodes[0].registry, "p2p_blocked_peers") == 1.0,
         Duration::from_secs(2),
         "the gauge counts the block",
     )
@@ -192,7 +170,7 @@ async fn a_timed_block_expires_and_the_peer_is_dialed_again_at_once() {
     );
     assert!(!nodes[0].oracle.is_blocked(&nodes[1].key));
     wait_for(
-        || metric(&nodes[0].registry, "p2p_blocked_peers") == 0.0,
+        || metric_value(&nodes[0].registry, "p2p_blocked_peers") == 0.0,
         Duration::from_secs(2),
         "the gauge forgets the expired block",
     )
@@ -225,7 +203,7 @@ async fn peer_id_bootstrappers_resolve_against_tracked_keys_or_are_reported() {
         &sets,
     );
     wait_for(
-        || metric(&c.registry, "p2p_unresolved_bootstrappers") == 1.0,
+        || metric_value(&c.registry, "p2p_unresolved_bootstrappers") == 1.0,
         Duration::from_secs(2),
         "the unresolved bootstrapper is reported",
     )

@@ -9,36 +9,14 @@ use bytes::{Bytes, BytesMut};
 use common::*;
 use p2p::identity::{PeerUrl, Signer, ed25519};
 use p2p::{Priority, Recipients};
-use prometheus_client::encoding::text::encode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 type K = ed25519::PrivateKey;
 
-fn metrics(node: &Node<K>) -> String {
-    let mut out = String::new();
-    encode(&mut out, &node.registry).unwrap();
-    out
-}
-
-/// The value of the first metric line starting with `prefix`, or 0.
+/// The value of the first metric line of `node` starting with `prefix`, or 0.
 fn metric(node: &Node<K>, prefix: &str) -> f64 {
-    metrics(node)
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn wait_for(mut cond: impl FnMut() -> bool, within: Duration, what: &str) {
-    tokio::time::timeout(within, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    metric_value(&node.registry, prefix)
 }
 
 async fn ping_pong(nodes: &mut [Node<K>], a: usize, b: usize, tag: &str) {

@@ -146,3 +146,25 @@ pub(crate) async fn recv<P: Clone + Eq + std::hash::Hash>(
         .expect("a message arrives in time")
         .expect("channel open")
 }
+
+/// The value of the first metric line of `registry` starting with `prefix`, or 0.
+pub(crate) fn metric_value(registry: &Registry, prefix: &str) -> f64 {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until `cond` holds (polled every 10 ms), or panics naming `what` after `within`.
+pub(crate) async fn wait_for(mut cond: impl FnMut() -> bool, within: Duration, what: &str) {
+    tokio::time::timeout(within, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
