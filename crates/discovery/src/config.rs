@@ -38,6 +38,14 @@ pub struct Config {
     /// stale: its bit goes back to 0 (so peers send any newer record) and it is no longer
     /// gossiped. Bootstrapper addresses are never marked stale.
     pub max_failed_dials: NonZeroU32,
+    /// After this many consecutive failed dials of one record's address (at most
+    /// `max_failed_dials`), the address counts as unknown in our bit vector (bit 0), so every
+    /// peer that has a newer record sends it at the next ping, while the address is still
+    /// redialed at the normal backoff. A node that restarts on a new address is thus found
+    /// within about one ping interval by peers that learnt its old record, instead of after
+    /// `max_failed_dials` backoffs. A connection we dial or a newer record sets the bit again.
+    /// Local policy (need not match).
+    pub unknown_after_failed_dials: NonZeroU32,
     /// A stale address is still retried, once per this interval (after its capped backoff), so
     /// that peers that lost each other for longer than a few backoffs (a partition that heals)
     /// find each other again without a newer record. A retry that connects clears the stale
@@ -69,6 +77,7 @@ impl Config {
             dial_backoff_max: Duration::from_secs(60),
             dial_jitter: Duration::from_millis(500),
             max_failed_dials: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
+            unknown_after_failed_dials: NonZeroU32::MIN,
             stale_redial_interval: Duration::from_secs(600),
             address_policy: AddressPolicy::recommended(),
         }

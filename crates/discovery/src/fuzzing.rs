@@ -200,5 +200,13 @@ pub fn tracker_ops(data: &[u8]) {
         for s in tracker.stats() {
             assert!(s.known <= s.peers && s.connected <= s.peers);
         }
+        // The bit vectors and counts kept up to date as slots change agree with the ones
+        // counted from scratch.
+        assert_eq!(tracker.stats(), tracker.stats_uncached());
+        let indexes: Vec<u64> = tracker.tracked_indexes().collect();
+        for index in indexes {
+            let uncached = tracker.bit_vec_uncached(index);
+            assert_eq!(tracker.bit_vec(index), uncached);
+        }
     }
 }

@@ -574,8 +574,12 @@ fn dials_known_unconnected_peers_once() {
     assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002))]);
 }
 
+/// The first failed dial clears the bit (`unknown_after_failed_dials` = 1 in every preset), so
+/// peers send any newer record at the next ping, while the address is still redialed at the
+/// doubling backoff; `max_failed_dials` (3 here) failures make it stale (redialed only once per
+/// `stale_redial_interval`, not gossiped) until a newer record arrives.
 #[test]
-fn backoff_doubles_then_address_goes_stale_until_newer_record() {
+fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stale_later() {
     let (mut t, ids) = ten();
     let mut r = rng();
     t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
@@ -584,14 +588,21 @@ fn backoff_doubles_then_address_goes_stale_until_newer_record() {
     let bit = |t: &mut Tracker<Key>| t.bit_vec(7).unwrap().bits[p2 / 8] & (1 << (p2 % 8)) != 0;
     assert!(bit(&mut t));
     let mut now = NOW;
-    // Failures 1 and 2: delays 100 ms and 200 ms (+ < 10 ms jitter).
+    // Failures 1 and 2: delays 100 ms and 200 ms (+ < 10 ms jitter); the bit is 0 from the
+    // first failure on, but the address is still dialed.
     for delay in [100, 200] {
         assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
         t.handle_dial_failed(&key(2), now, &mut r).unwrap();
+        assert!(!bit(&mut t));
         assert!(t.poll_dials(now + delay - 1).is_empty());
         now += delay + 10;
     }
-    assert!(bit(&mut t));
+    // A peer answering our vector sends the record it has: the same one changes nothing.
+    let o = t
+        .handle_peers(&key(1), one(record(2, 2002, NOW)), now)
+        .unwrap();
+    assert_eq!(o.ignored, 1);
+    assert!(!bit(&mut t));
     // Third failure: the address is stale (bit 0, not dialed, not gossiped).
     assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
     t.handle_dial_failed(&key(2), now, &mut r).unwrap();
@@ -622,6 +633,34 @@ fn backoff_doubles_then_address_goes_stale_until_newer_record() {
         .unwrap();
     assert!(bit(&mut t));
     assert_eq!(t.poll_dials(now), vec![(key(2), addr(2012))]);
+}
+
+/// With `unknown_after_failed_dials` equal to `max_failed_dials`, the bit stays 1 until the
+/// address is stale (the behaviour before the setting existed); the bit comes back when the
+/// peer connects, even inbound.
+#[test]
+fn the_bit_clears_after_the_configured_number_of_failures_and_a_connection_sets_it() {
+    let mut config = config();
+    config.unknown_after_failed_dials = NonZeroU32::new(2).unwrap();
+    let mut t = Tracker::with_signer(config, &signer(0), addr(1000), NOW, vec![]).unwrap();
+    let ids: Vec<u64> = (0..10).collect();
+    t.handle_peer_set(7, keys(&ids)).unwrap();
+    t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
+        .unwrap();
+    let p2 = pos(&ids, 2);
+    let mut r = rng();
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002))]);
+    t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
+    assert!(bit(&mut t, p2));
+    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002))]);
+    t.handle_dial_failed(&key(2), NOW + 110, &mut r).unwrap();
+    assert!(!bit(&mut t, p2));
+    assert_eq!(t.stats()[0].known, t.stats_uncached()[0].known);
+    // A connection in either direction sets it again: the peer sends its current record
+    // right after the handshake, so there is nothing newer to ask others for.
+    t.handle_connected(&key(2), false).unwrap();
+    assert!(bit(&mut t, p2));
+    assert_eq!(t.stats(), t.stats_uncached());
 }
 
 /// Peers that lost each other for longer than a few backoffs (a partition) must find each other

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p p2p-session --example simulate -- \
 //!     --nodes 1000 --churn 10 --adversarial 10 --seed 1 [--max-outbound 32] [--max-wall-secs 540] [--regions]
+//!     [--unknown-after N] [--gossip-records N]
 //! ```
 //!
 //! `cargo xtask simulate ...` runs the same.
@@ -31,6 +32,8 @@ fn parse(args: &[String]) -> Result<(SimConfig, u64), String> {
     let mut regions = false;
     let mut max_phase = None;
     let mut max_wall = None;
+    let mut unknown_after = None;
+    let mut gossip_records = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || -> Result<u64, String> {
@@ -48,6 +51,8 @@ fn parse(args: &[String]) -> Result<(SimConfig, u64), String> {
             "--max-phase-secs" => max_phase = Some(value()?),
             "--max-wall-secs" => max_wall = Some(value()?),
             "--regions" => regions = true,
+            "--unknown-after" => unknown_after = Some(value()? as u32),
+            "--gossip-records" => gossip_records = Some(value()? as usize),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -60,6 +65,15 @@ fn parse(args: &[String]) -> Result<(SimConfig, u64), String> {
         cfg.rtt = Rtt::regions();
     }
     cfg.max_wall = max_wall.map(std::time::Duration::from_secs);
+    if let Some(n) = unknown_after {
+        cfg.tracker.unknown_after_failed_dials =
+            std::num::NonZeroU32::new(n).ok_or("--unknown-after must be at least 1")?;
+    }
+    if let Some(n) = gossip_records {
+        let n = std::num::NonZeroUsize::new(n).ok_or("--gossip-records must be at least 1")?;
+        cfg.tracker.max_gossip_records = n;
+        cfg.tracker.max_records_per_message = cfg.tracker.max_records_per_message.max(n);
+    }
     if let Some(s) = max_phase {
         cfg.max_phase = std::time::Duration::from_secs(s);
     }
@@ -117,7 +131,7 @@ fn main() {
         Ok(x) => x,
         Err(e) => {
             eprintln!(
-                "{e}\nusage: simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D] [--max-phase-secs S] [--regions]"
+                "{e}\nusage: simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D] [--max-phase-secs S] [--regions] [--unknown-after N] [--gossip-records N]"
             );
             std::process::exit(2);
         }
