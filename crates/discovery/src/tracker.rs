@@ -18,13 +18,16 @@ const CONNECTED: u8 = 1;
 const DIALING: u8 = 2;
 const STALE: u8 = 4;
 const BOOT: u8 = 8;
-/// `unknown_after_failed_dials` consecutive dials of the record's address failed: the bit is 0
-/// (like [`STALE`]), but the address is redialed at the normal backoff.
+/// `unknown_after_failed_dials` consecutive dials of the record's address failed: the bit we
+/// send is 0 (so peers send us any newer record), but the record is still gossiped and the
+/// address redialed at the normal backoff.
 const SUSPECT: u8 = 16;
-/// The slot is counted as known in the sets' bit vectors and counts (see `Tracker::touch`).
+/// The slot is set in the sets' bit vectors (see `Tracker::touch`).
 const IN_BITS: u8 = 32;
-/// The slot is counted as connected in the sets' counts.
+/// The slot is set in the sets' `conn_bits` and counted as connected.
 const IN_CONN: u8 = 64;
+/// The slot is set in the sets' `have_bits` and counted as known.
+const IN_HAVE: u8 = 128;
 
 /// Per-key state of a key in the union of the tracked sets (kept small: a node tracks every
 /// peer of every tracked set).
@@ -37,8 +40,30 @@ struct Slot {
 }
 
 impl Slot {
+    /// We hold a record whose address is not stale: it is gossiped.
     fn known(&self) -> bool {
-        self.record.is_some() && self.flags & (STALE | SUSPECT) == 0
+        self.record.is_some() && self.flags & STALE == 0
+    }
+
+    /// Known and not suspect: its bit is 1 in the vectors we send.
+    fn advertised(&self) -> bool {
+        self.known() && self.flags & SUSPECT == 0
+    }
+
+    /// The `IN_*` flags this slot's state calls for (`is_self`: our own slot, which counts as
+    /// connected for the preference of gossip answers but not in the counts).
+    fn in_flags(&self) -> u8 {
+        let mut f = 0;
+        if self.advertised() {
+            f |= IN_BITS;
+        }
+        if self.known() {
+            f |= IN_HAVE;
+        }
+        if self.flags & CONNECTED != 0 {
+            f |= IN_CONN;
+        }
+        f
     }
 }
 
@@ -59,12 +84,15 @@ struct PeerSet<V> {
     keys: Arc<[V]>,
     /// Position in the set -> position in the union; `None` when the set *is* the union.
     to_union: Option<Vec<u32>>,
-    /// The bit vector, kept up to date as slots change (see `Tracker::touch`).
+    /// The bit vector we send (advertised keys), kept up to date as slots change (see
+    /// `Tracker::touch`).
     bits: Vec<u8>,
+    /// Like `bits`, for the keys whose records we gossip (known, suspect or not).
+    have_bits: Vec<u8>,
     /// Like `bits`, for the keys we are connected to and ourselves (whose records gossip
     /// answers prefer).
     conn_bits: Vec<u8>,
-    /// Keys of the set whose address we know (set bits).
+    /// Keys of the set whose address we know (set in `have_bits`).
     known: usize,
     /// Keys of the set we are connected to.
     connected: usize,
@@ -345,6 +373,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                 keys,
                 to_union: None,
                 bits: Vec::new(),
+                have_bits: Vec::new(),
                 conn_bits: Vec::new(),
                 known: 0,
                 connected: 0,
@@ -649,7 +678,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         // vectors and the sample, not a list of every candidate.
         let max = self.config.max_gossip_records.get();
         let candidates = |w: usize| {
-            let mut missing = word(&set.bits, w) & !word(theirs, w);
+            let mut missing = word(&set.have_bits, w) & !word(theirs, w);
             if let Some(p) = sender.filter(|p| p / 64 == w) {
                 missing &= !(1u64 << (p % 64));
             }
@@ -1028,8 +1057,9 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         self.bit_vec(index)
     }
 
-    /// Our bit vector for `index` (bit i = we know a not-stale address of the i-th key of the
-    /// sorted set, least significant bit of byte 0 first; we count as known to ourselves).
+    /// Our bit vector for `index` (bit i = we know an address of the i-th key of the sorted set
+    /// that is neither stale nor suspect, least significant bit of byte 0 first; we count as
+    /// known to ourselves).
     pub fn bit_vec(&mut self, index: u64) -> Option<BitVec> {
         let set = self.sets.get(&index)?;
         Some(BitVec {
@@ -1171,7 +1201,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         let mut set_keys = 0;
         for set in self.sets.values() {
             set_keys += set.keys.len();
-            total += set.bits.capacity() + set.conn_bits.capacity();
+            total += set.bits.capacity() + set.have_bits.capacity() + set.conn_bits.capacity();
             total += set.to_union.as_ref().map_or(0, |m| m.capacity() * 4);
             total += size_of::<PeerSet<V>>() + 4 * size_of::<usize>();
         }
@@ -1211,21 +1241,14 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// per tracked set that is not the union, nothing when the slot's state did not change.
     fn touch(&mut self, u: usize) {
         let slot = &mut self.slots[u];
-        let known = slot.known();
-        let connected = slot.flags & CONNECTED != 0;
-        let was_known = slot.flags & IN_BITS != 0;
-        let was_connected = slot.flags & IN_CONN != 0;
-        if known == was_known && connected == was_connected {
+        let now = slot.in_flags();
+        let changed = (slot.flags & (IN_BITS | IN_HAVE | IN_CONN)) ^ now;
+        if changed == 0 {
             return;
         }
-        slot.flags &= !(IN_BITS | IN_CONN);
-        if known {
-            slot.flags |= IN_BITS;
-        }
-        if connected {
-            slot.flags |= IN_CONN;
-        }
+        slot.flags ^= changed;
         let key = &self.union[u];
+        let is_self = Some(u) == self.self_slot;
         for set in self.sets.values_mut() {
             let pos = match &set.to_union {
                 None => u,
@@ -1234,17 +1257,28 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                     None => continue,
                 },
             };
-            if known != was_known {
-                if let Some(byte) = set.bits.get_mut(pos / 8) {
-                    *byte ^= 1 << (pos % 8);
-                }
-                set.known = if known { set.known + 1 } else { set.known - 1 };
+            let (byte, bit) = (pos / 8, 1u8 << (pos % 8));
+            if changed & IN_BITS != 0
+                && let Some(b) = set.bits.get_mut(byte)
+            {
+                *b ^= bit;
             }
-            if connected != was_connected {
-                if let Some(byte) = set.conn_bits.get_mut(pos / 8) {
-                    *byte ^= 1 << (pos % 8);
+            if changed & IN_HAVE != 0 {
+                if let Some(b) = set.have_bits.get_mut(byte) {
+                    *b ^= bit;
                 }
-                set.connected = if connected {
+                set.known = if now & IN_HAVE != 0 {
+                    set.known + 1
+                } else {
+                    set.known - 1
+                };
+            }
+            if changed & IN_CONN != 0 {
+                // Our own slot stays set in `conn_bits` (it is never connected).
+                if !is_self && let Some(b) = set.conn_bits.get_mut(byte) {
+                    *b ^= bit;
+                }
+                set.connected = if now & IN_CONN != 0 {
                     set.connected + 1
                 } else {
                     set.connected - 1
@@ -1253,32 +1287,35 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         }
     }
 
-    /// Rebuilds every set's bit vector and counts from the slots (after the union changed).
+    /// Rebuilds every set's bit vectors and counts from the slots (after the union changed).
     fn rebuild_bits(&mut self) {
         for slot in &mut self.slots {
-            slot.flags &= !(IN_BITS | IN_CONN);
-            if slot.known() {
-                slot.flags |= IN_BITS;
-            }
-            if slot.flags & CONNECTED != 0 {
-                slot.flags |= IN_CONN;
-            }
+            slot.flags = (slot.flags & !(IN_BITS | IN_HAVE | IN_CONN)) | slot.in_flags();
         }
         for set in self.sets.values_mut() {
-            let mut bits = std::mem::take(&mut set.bits);
-            fill_bits(set, &self.slots, &mut bits);
-            set.bits = bits;
+            let len = set.keys.len().div_ceil(8);
+            for v in [&mut set.bits, &mut set.have_bits, &mut set.conn_bits] {
+                v.clear();
+                v.resize(len, 0);
+            }
             set.known = 0;
             set.connected = 0;
-            set.conn_bits.clear();
-            set.conn_bits.resize(set.keys.len().div_ceil(8), 0);
             for pos in 0..set.keys.len() {
                 let u = set.union_pos(pos);
                 let flags = self.slots[u].flags;
-                set.known += usize::from(flags & IN_BITS != 0);
-                set.connected += usize::from(flags & IN_CONN != 0);
+                let (byte, bit) = (pos / 8, 1u8 << (pos % 8));
+                if flags & IN_BITS != 0 {
+                    set.bits[byte] |= bit;
+                }
+                if flags & IN_HAVE != 0 {
+                    set.have_bits[byte] |= bit;
+                    set.known += 1;
+                }
+                if flags & IN_CONN != 0 {
+                    set.connected += 1;
+                }
                 if flags & IN_CONN != 0 || Some(u) == self.self_slot {
-                    set.conn_bits[pos / 8] |= 1 << (pos % 8);
+                    set.conn_bits[byte] |= bit;
                 }
             }
         }
@@ -1329,13 +1366,13 @@ fn find_key<V: Verifier>(keys: &[V], bytes: &[u8]) -> Option<usize> {
         .map(|i| lo + i)
 }
 
-/// Writes the bit vector of `set` into `out` (bit i = slot of key i known, LSB first).
+/// Writes the bit vector of `set` into `out` (bit i = slot of key i advertised, LSB first).
 fn fill_bits<V>(set: &PeerSet<V>, slots: &[Slot], out: &mut Vec<u8>) {
     let n = set.keys.len();
     out.clear();
     out.resize(n.div_ceil(8), 0);
     for pos in 0..n {
-        if slots[set.union_pos(pos)].known() {
+        if slots[set.union_pos(pos)].advertised() {
             out[pos / 8] |= 1 << (pos % 8);
         }
     }

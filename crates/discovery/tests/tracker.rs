@@ -575,8 +575,8 @@ fn dials_known_unconnected_peers_once() {
 }
 
 /// The first failed dial clears the bit (`unknown_after_failed_dials` = 1 in every preset), so
-/// peers send any newer record at the next ping, while the address is still redialed at the
-/// doubling backoff; `max_failed_dials` (3 here) failures make it stale (redialed only once per
+/// peers send any newer record at the next ping, while the record is still gossiped and its
+/// address redialed at the doubling backoff; `max_failed_dials` (3 here) failures make it stale (redialed only once per
 /// `stale_redial_interval`, not gossiped) until a newer record arrives.
 #[test]
 fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stale_later() {
@@ -597,6 +597,19 @@ fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stal
         assert!(t.poll_dials(now + delay - 1).is_empty());
         now += delay + 10;
     }
+    // Suspect, not stale: the record is still gossiped to a peer that lacks it.
+    let empty = BitVec {
+        index: 7,
+        bits: Bytes::from_static(&[0, 0]),
+    };
+    let answer = t.handle_bit_vec(&key(1), &empty, &mut r).unwrap().unwrap();
+    assert!(
+        answer
+            .peers
+            .iter()
+            .any(|p| &p.signature.as_ref().unwrap().public_key[..] == key(2).as_bytes())
+    );
+    assert!(t.record(&key(2)).is_some());
     // A peer answering our vector sends the record it has: the same one changes nothing.
     let o = t
         .handle_peers(&key(1), one(record(2, 2002, NOW)), now)

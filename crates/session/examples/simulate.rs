@@ -73,6 +73,12 @@ fn parse(args: &[String]) -> Result<(SimConfig, u64), String> {
         let n = std::num::NonZeroUsize::new(n).ok_or("--gossip-records must be at least 1")?;
         cfg.tracker.max_gossip_records = n;
         cfg.tracker.max_records_per_message = cfg.tracker.max_records_per_message.max(n);
+        // The session's decoding limits follow the discovery settings.
+        cfg.session = p2p_session::SessionConfig::new(
+            &cfg.tracker,
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_secs(30),
+        );
     }
     if let Some(s) = max_phase {
         cfg.max_phase = std::time::Duration::from_secs(s);
