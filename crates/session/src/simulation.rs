@@ -327,7 +327,8 @@ enum Ev<S: Signer> {
         host: u32,
         host_generation: u32,
         expected: u32,
-        permit: DialPermit<Key<S>, u64, SharedRecordCache>,
+        /// Boxed: it holds a key, and events are moved on every heap operation.
+        permit: Box<DialPermit<Key<S>, u64, SharedRecordCache>>,
     },
     /// A dial failed (the dialer learns it now).
     DialFailed {
@@ -658,11 +659,12 @@ impl<S: Signer> Sim<S> {
                 && self.now / every != q.at / every
             {
                 eprintln!(
-                    "[sim] t={:.1} s events={} connections={} frames={} wall={:?}",
+                    "[sim] t={:.1} s events={} connections={} frames={} current={:.2}% wall={:?}",
                     q.at as f64 / 1e6,
                     self.events,
                     self.conns.len(),
                     self.phase.frames,
+                    self.known_ppm() as f64 / 1e4,
                     self.base.elapsed()
                 );
             }
@@ -835,7 +837,7 @@ impl<S: Signer> Sim<S> {
                 [dialer, dialer_generation],
                 [host, host_generation],
                 expected,
-                permit,
+                *permit,
             ),
             Ev::DialFailed {
                 node,
@@ -946,7 +948,7 @@ impl<S: Signer> Sim<S> {
                             host: h,
                             host_generation,
                             expected,
-                            permit: dial.permit,
+                            permit: Box::new(dial.permit),
                         },
                     );
                 }
