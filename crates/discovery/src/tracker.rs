@@ -9,7 +9,7 @@ use p2p_identity::{KeyError, Signer, Verifier};
 use p2p_proto::{BitVec, Peer, Peers};
 use rand::Rng;
 
-use crate::config::ms;
+use crate::config::{Mode, ms};
 use crate::record::{DirectVerifier, RecordVerifier, VerifiedRecord, sign_record};
 use crate::socket::decode_socket;
 use crate::{Config, Error};
@@ -18,6 +18,16 @@ const CONNECTED: u8 = 1;
 const DIALING: u8 = 2;
 const STALE: u8 = 4;
 const BOOT: u8 = 8;
+/// The application gave an address for this key ([`Mode::Lookup`]; kept in `addresses`).
+const ADDR: u8 = 16;
+/// The address changed while a dial was in progress: that dial's failure does not count.
+const REDIAL: u8 = 32;
+
+mod lookup;
+mod observers;
+
+pub use lookup::{AddressUpdate, LookupOutcome};
+use observers::Observer;
 
 /// Per-key state of a key in the union of the tracked sets (kept small: a node tracks every
 /// peer of every tracked set).
@@ -31,7 +41,7 @@ struct Slot {
 
 impl Slot {
     fn known(&self) -> bool {
-        self.record.is_some() && self.flags & STALE == 0
+        (self.record.is_some() || self.flags & ADDR != 0) && self.flags & STALE == 0
     }
 }
 
@@ -184,6 +194,10 @@ pub struct Tracker<V: Verifier, C: RecordVerifier<V> = DirectVerifier> {
     evictions: Vec<V>,
     next_ping_ms: u64,
     bits_dirty: bool,
+    /// Application-supplied addresses of keys of `union` ([`Mode::Lookup`]).
+    addresses: BTreeMap<V, SocketAddr>,
+    /// Registered observers, sorted by key (see [`Tracker::handle_observers`]).
+    observers: Vec<Observer<V>>,
 }
 
 impl<V: Verifier> Tracker<V> {
@@ -261,6 +275,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             evictions: Vec::new(),
             next_ping_ms: 0,
             bits_dirty: true,
+            addresses: BTreeMap::new(),
+            observers: Vec::new(),
         })
     }
 
@@ -403,6 +419,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         self.union = union;
         self.slots = slots;
         self.bits_dirty = true;
+        self.reapply_addresses();
+        self.sync_observers();
     }
 
     /// The facade completed a handshake with `peer` and keeps the connection (after applying
@@ -413,12 +431,13 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// such a connection).
     pub fn handle_connected(&mut self, peer: &V, dialed_by_me: bool) -> Result<(), Error> {
         let (slot, boot) = self.locate(peer);
-        if slot.is_none() && boot.is_none() {
+        let observer = self.observer_connected(peer, true);
+        if slot.is_none() && boot.is_none() && !observer {
             return Err(Error::NotAuthorized);
         }
         if let Some(s) = slot {
             let slot = &mut self.slots[s];
-            slot.flags = (slot.flags | CONNECTED) & !DIALING;
+            slot.flags = (slot.flags | CONNECTED) & !(DIALING | REDIAL);
             slot.failures = 0;
             // We reached the record's address: it is not stale any more (a bootstrapper slot is
             // dialed at the configured address, which proves nothing about the record's).
@@ -450,12 +469,13 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             .saturating_add(ms(self.config.dial_backoff_base))
             .saturating_add(self.jitter(rng));
         let (slot, boot) = self.locate(peer);
-        if slot.is_none() && boot.is_none() {
+        let observer = self.observer_disconnected(peer, next);
+        if slot.is_none() && boot.is_none() && !observer {
             return Err(Error::NotAuthorized);
         }
         if let Some(s) = slot {
             let slot = &mut self.slots[s];
-            slot.flags &= !(CONNECTED | DIALING);
+            slot.flags &= !(CONNECTED | DIALING | REDIAL);
             slot.next_dial_ms = next;
         }
         if let Some(b) = boot {
@@ -485,7 +505,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     ) -> Result<(), Error> {
         let jitter = self.jitter(rng);
         let (slot, boot) = self.locate(peer);
-        if slot.is_none() && boot.is_none() {
+        let observer = self.observer_dial_failed(peer, now_ms, jitter);
+        if slot.is_none() && boot.is_none() && !observer {
             return Err(Error::NotAuthorized);
         }
         if let Some(b) = boot {
@@ -501,13 +522,22 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         if let Some(s) = slot {
             let max_failed = self.config.max_failed_dials.get();
             let slot = &mut self.slots[s];
+            if slot.flags & REDIAL != 0 {
+                // The dial went to the address the application replaced meanwhile: the new
+                // one is due at once, with a fresh failure count.
+                slot.flags &= !(DIALING | REDIAL);
+                slot.failures = 0;
+                slot.next_dial_ms = 0;
+                return Ok(());
+            }
             slot.flags &= !DIALING;
             if slot.flags & (CONNECTED | BOOT) == 0 {
                 slot.failures = slot.failures.saturating_add(1);
                 slot.next_dial_ms = now_ms
                     .saturating_add(backoff(&self.config, slot.failures))
                     .saturating_add(jitter);
-                if slot.failures >= max_failed && slot.flags & STALE == 0 {
+                // An application-supplied address is never stale: no newer record can come.
+                if slot.failures >= max_failed && slot.flags & (STALE | ADDR) == 0 {
                     slot.flags |= STALE;
                     self.bits_dirty = true;
                 }
@@ -527,7 +557,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// Errors: [`Error::NotAuthorized`] if `peer` is neither tracked nor a bootstrapper.
     pub fn handle_dial_now(&mut self, peer: &V) -> Result<(), Error> {
         let (slot, boot) = self.locate(peer);
-        if slot.is_none() && boot.is_none() {
+        let observer = self.observer_dial_now(peer);
+        if slot.is_none() && boot.is_none() && !observer {
             return Err(Error::NotAuthorized);
         }
         if let Some(s) = slot {
@@ -610,6 +641,11 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             if theirs.last().is_some_and(|last| last & mask != 0) {
                 return Err(Error::NonzeroPadding { index });
             }
+        }
+        // Lookup mode gossips nothing, and observers are never sent records: the vector was
+        // a keep-alive ping.
+        if self.config.mode == Mode::Lookup || self.is_observer(from) {
+            return Ok(None);
         }
         self.refresh_bits();
         let Some(set) = self.sets.get(&index) else {
@@ -740,6 +776,14 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                 got: peers.peers.len(),
                 max,
             });
+        }
+        // Dropped whole, before any record is looked at (not fatal).
+        let records = peers.peers.len();
+        if self.config.mode == Mode::Lookup {
+            return Err(Error::LookupModeRecords { records });
+        }
+        if self.is_observer(from) {
+            return Err(Error::ObserverRecords { records });
         }
         Ok(())
     }
@@ -906,9 +950,14 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             {
                 continue;
             }
-            if let Some(record) = &slot.record {
+            let addr = match &slot.record {
+                Some(record) => Some(record.socket()),
+                None if slot.flags & ADDR != 0 => self.addresses.get(&self.union[u]).copied(),
+                None => None,
+            };
+            if let Some(addr) = addr {
                 slot.flags |= DIALING;
-                out.push((self.union[u].clone(), record.socket()));
+                out.push((self.union[u].clone(), addr));
             }
         }
         for boot in &mut self.boots {
@@ -935,6 +984,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                 .unwrap_or(boot.addr);
             out.push((boot.key.clone(), addr));
         }
+        self.poll_observer_dials(now_ms, max, &mut out);
         out
     }
 
@@ -998,10 +1048,11 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         self.my_record.to_peer()
     }
 
-    /// Whether `key` may connect: in a tracked set or a bootstrapper (never ourselves).
+    /// Whether `key` may connect: in a tracked set, a bootstrapper or an observer (never
+    /// ourselves).
     pub fn is_authorized(&self, key: &V) -> bool {
         let (slot, boot) = self.locate(key);
-        slot.is_some() || boot.is_some()
+        slot.is_some() || boot.is_some() || self.observer_pos(key).is_some()
     }
 
     /// The authorized key (see [`Tracker::is_authorized`]) whose canonical encoding is `bytes`,
@@ -1021,6 +1072,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                     .find(|b| b.key.as_bytes() == bytes)
                     .map(|b| &b.key)
             })
+            .or_else(|| self.observer_key(bytes))
     }
 
     /// Whether we consider `key` connected.
@@ -1028,6 +1080,9 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         let (slot, boot) = self.locate(key);
         slot.is_some_and(|s| self.slots[s].flags & CONNECTED != 0)
             || boot.is_some_and(|b| self.boots[b].connected)
+            || self
+                .observer_pos(key)
+                .is_some_and(|o| self.observers[o].connected)
     }
 
     /// The stored, not stale record of `key`.
@@ -1102,6 +1157,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         total += (set_keys + union_keys) * size_of::<V>();
         total += self.boots.capacity() * size_of::<Boot<V>>();
         total += self.evictions.capacity() * size_of::<V>();
+        total += self.addresses.len() * (size_of::<V>() + size_of::<SocketAddr>() + 16);
+        total += self.observers.capacity() * size_of::<Observer<V>>();
         total
     }
 
