@@ -186,6 +186,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// For a `Peers` message dropped whole without any check ([`Error::LookupModeRecords`],
+    /// [`Error::ObserverRecords`]): a short, stable reason label (`lookup_mode`, `observer`)
+    /// and the number of records, for metrics. `None` for every other error.
+    pub fn records_ignored(&self) -> Option<(&'static str, usize)> {
+        match self {
+            Self::LookupModeRecords { records } => Some(("lookup_mode", *records)),
+            Self::ObserverRecords { records } => Some(("observer", *records)),
+            _ => None,
+        }
+    }
+
     /// Whether the remote peer that caused this error should be disconnected.
     ///
     /// `false` for errors that an honest peer can cause (out-of-sync peer sets or clocks) and for
