@@ -57,6 +57,25 @@ pub struct Config {
     /// (need not match). `recommended` and `aggressive` refuse loopback and accept private
     /// ranges (validators often run on private networks); `local` accepts loopback too.
     pub address_policy: AddressPolicy,
+    /// Where peers' addresses come from: signed records gossiped between peers
+    /// ([`Mode::Gossip`], every preset) or the application ([`Mode::Lookup`]: addresses are
+    /// registered with the peer sets, no record is sent, received records are ignored and
+    /// bit vectors are only keep-alive pings). Local choice (need not match; see
+    /// docs/discovery.md, "Lookup mode", for mixed networks).
+    pub mode: Mode,
+}
+
+/// Where a [`crate::Tracker`] learns peers' addresses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Signed peer records, exchanged by bit-vector gossip (the default).
+    #[default]
+    Gossip,
+    /// Addresses given by the application with the peer sets
+    /// ([`crate::Tracker::handle_peer_set_with_addresses`],
+    /// [`crate::Tracker::update_address`]); no record is sent or accepted, and bit vectors are
+    /// answered with nothing (they stay the keep-alive ping).
+    Lookup,
 }
 
 impl Config {
@@ -80,6 +99,7 @@ impl Config {
             unknown_after_failed_dials: NonZeroU32::MIN,
             stale_redial_interval: Duration::from_secs(600),
             address_policy: AddressPolicy::recommended(),
+            mode: Mode::Gossip,
         }
     }
 

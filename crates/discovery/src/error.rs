@@ -126,7 +126,35 @@ pub enum Error {
     #[error("peer record signature does not verify")]
     BadSignature,
 
+    /// A `Peers` message arrived while we are in [`crate::Mode::Lookup`] (not fatal: a peer in
+    /// gossip mode sends its record and answers our pings with records; they are dropped
+    /// without any check of their contents).
+    #[error("{records} peer records ignored in lookup mode")]
+    LookupModeRecords {
+        /// Records in the message.
+        records: usize,
+    },
+    /// A `Peers` message arrived from an observer (not fatal: an observer may run gossip
+    /// discovery for its own peers; observers' messages never feed our records).
+    #[error("{records} peer records from an observer ignored")]
+    ObserverRecords {
+        /// Records in the message.
+        records: usize,
+    },
+
     // ----- Local misuse -----
+    /// Addresses were given by the application while the tracker is in
+    /// [`crate::Mode::Gossip`].
+    #[error("application-supplied addresses need lookup mode")]
+    NotLookupMode,
+    /// An address update named a key that is in no tracked set and is not an observer (or is
+    /// our own).
+    #[error("address update for a key that is neither tracked nor an observer")]
+    UnknownKey,
+    /// The application gave two different addresses for one key in one registration (the
+    /// first one is kept).
+    #[error("two different addresses for one key")]
+    DuplicateKey,
     /// A peer set larger than the configured maximum was registered.
     #[error("peer set has {got} keys, at most {max} allowed")]
     PeerSetTooLarge {
@@ -158,6 +186,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// For a `Peers` message dropped whole without any check ([`Error::LookupModeRecords`],
+    /// [`Error::ObserverRecords`]): a short, stable reason label (`lookup_mode`, `observer`)
+    /// and the number of records, for metrics. `None` for every other error.
+    pub fn records_ignored(&self) -> Option<(&'static str, usize)> {
+        match self {
+            Self::LookupModeRecords { records } => Some(("lookup_mode", *records)),
+            Self::ObserverRecords { records } => Some(("observer", *records)),
+            _ => None,
+        }
+    }
+
     /// Whether the remote peer that caused this error should be disconnected.
     ///
     /// `false` for errors that an honest peer can cause (out-of-sync peer sets or clocks) and for

@@ -89,12 +89,13 @@ pub mod socket;
 mod tracker;
 
 pub use address::{AddressPolicy, AddressRefusal};
-pub use config::Config;
+pub use config::{Config, Mode};
 pub use error::{Error, SocketError};
 pub use record::{
     _P2P_DISCOVERY_PEER_RECORD, DirectVerifier, RecordVerifier, SharedRecordCache, VerifiedRecord,
     record_message, sign_record, verify_record,
 };
 pub use tracker::{
-    KeepConnection, PeersOutcome, PeersPlan, RecordCandidate, SetStats, Tracker, resolve_duplicate,
+    AddressUpdate, KeepConnection, LookupOutcome, PeersOutcome, PeersPlan, RecordCandidate,
+    SetStats, Tracker, resolve_duplicate,
 };

@@ -9,25 +9,35 @@ use p2p_identity::{KeyError, Signer, Verifier};
 use p2p_proto::{BitVec, Peer, Peers};
 use rand::Rng;
 
-use crate::config::ms;
+use crate::config::{Mode, ms};
 use crate::record::{DirectVerifier, RecordVerifier, VerifiedRecord, sign_record};
 use crate::socket::decode_socket;
 use crate::{Config, Error};
 
-const CONNECTED: u8 = 1;
-const DIALING: u8 = 2;
-const STALE: u8 = 4;
-const BOOT: u8 = 8;
+const CONNECTED: u16 = 1;
+const DIALING: u16 = 2;
+const STALE: u16 = 4;
+const BOOT: u16 = 8;
 /// `unknown_after_failed_dials` consecutive dials of the record's address failed: the bit we
 /// send is 0 (so peers send us any newer record), but the record is still gossiped and the
 /// address redialed at the normal backoff.
-const SUSPECT: u8 = 16;
+const SUSPECT: u16 = 16;
 /// The slot is set in the sets' bit vectors (see `Tracker::touch`).
-const IN_BITS: u8 = 32;
+const IN_BITS: u16 = 32;
 /// The slot is set in the sets' `conn_bits` and counted as connected.
-const IN_CONN: u8 = 64;
+const IN_CONN: u16 = 64;
 /// The slot is set in the sets' `have_bits` and counted as known.
-const IN_HAVE: u8 = 128;
+const IN_HAVE: u16 = 128;
+/// The application gave an address for this key ([`Mode::Lookup`]; kept in `addresses`).
+const ADDR: u16 = 256;
+/// The address changed while a dial was in progress: that dial's failure does not count.
+const REDIAL: u16 = 512;
+
+mod lookup;
+mod observers;
+
+pub use lookup::{AddressUpdate, LookupOutcome};
+use observers::Observer;
 
 /// Per-key state of a key in the union of the tracked sets (kept small: a node tracks every
 /// peer of every tracked set).
@@ -36,13 +46,13 @@ struct Slot {
     record: Option<Arc<VerifiedRecord>>,
     next_dial_ms: u64,
     failures: u32,
-    flags: u8,
+    flags: u16,
 }
 
 impl Slot {
     /// We hold a record whose address is not stale: it is gossiped.
     fn known(&self) -> bool {
-        self.record.is_some() && self.flags & STALE == 0
+        (self.record.is_some() || self.flags & ADDR != 0) && self.flags & STALE == 0
     }
 
     /// Known and not suspect: its bit is 1 in the vectors we send.
@@ -52,7 +62,7 @@ impl Slot {
 
     /// The `IN_*` flags this slot's state calls for (`is_self`: our own slot, which counts as
     /// connected for the preference of gossip answers but not in the counts).
-    fn in_flags(&self) -> u8 {
+    fn in_flags(&self) -> u16 {
         let mut f = 0;
         if self.advertised() {
             f |= IN_BITS;
@@ -228,6 +238,10 @@ pub struct Tracker<V: Verifier, C: RecordVerifier<V> = DirectVerifier> {
     /// No slot can be due for a dial before this time (see [`Tracker::poll_dials_at_most`]);
     /// lowered by every change that can make a slot dialable sooner.
     dial_scan_ms: u64,
+    /// Application-supplied addresses of keys of `union` ([`Mode::Lookup`]).
+    addresses: BTreeMap<V, SocketAddr>,
+    /// Registered observers, sorted by key (see [`Tracker::handle_observers`]).
+    observers: Vec<Observer<V>>,
 }
 
 impl<V: Verifier> Tracker<V> {
@@ -305,6 +319,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             evictions: Vec::new(),
             next_ping_ms: 0,
             dial_scan_ms: 0,
+            addresses: BTreeMap::new(),
+            observers: Vec::new(),
         })
     }
 
@@ -450,6 +466,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         }
         self.union = union;
         self.slots = slots;
+        self.reapply_addresses();
+        self.sync_observers();
         self.rebuild_bits();
         self.dial_scan_ms = 0;
     }
@@ -462,12 +480,13 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// such a connection).
     pub fn handle_connected(&mut self, peer: &V, dialed_by_me: bool) -> Result<(), Error> {
         let (slot, boot) = self.locate(peer);
-        if slot.is_none() && boot.is_none() {
+        let observer = self.observer_connected(peer, true);
+        if slot.is_none() && boot.is_none() && !observer {
             return Err(Error::NotAuthorized);
         }
         if let Some(s) = slot {
             let slot = &mut self.slots[s];
-            slot.flags = (slot.flags | CONNECTED) & !DIALING;
+            slot.flags = (slot.flags | CONNECTED) & !(DIALING | REDIAL);
             slot.failures = 0;
             // We reached the record's address: it is not stale any more (a bootstrapper slot
             // is dialed at the configured address, which proves nothing about the record's).
@@ -502,12 +521,13 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             .saturating_add(ms(self.config.dial_backoff_base))
             .saturating_add(self.jitter(rng));
         let (slot, boot) = self.locate(peer);
-        if slot.is_none() && boot.is_none() {
+        let observer = self.observer_disconnected(peer, next);
+        if slot.is_none() && boot.is_none() && !observer {
             return Err(Error::NotAuthorized);
         }
         if let Some(s) = slot {
             let slot = &mut self.slots[s];
-            slot.flags &= !(CONNECTED | DIALING);
+            slot.flags &= !(CONNECTED | DIALING | REDIAL);
             slot.next_dial_ms = next;
             self.touch(s);
         }
@@ -539,7 +559,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     ) -> Result<(), Error> {
         let jitter = self.jitter(rng);
         let (slot, boot) = self.locate(peer);
-        if slot.is_none() && boot.is_none() {
+        let observer = self.observer_dial_failed(peer, now_ms, jitter);
+        if slot.is_none() && boot.is_none() && !observer {
             return Err(Error::NotAuthorized);
         }
         if let Some(b) = boot {
@@ -556,17 +577,30 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             let max_failed = self.config.max_failed_dials.get();
             let unknown_after = self.config.unknown_after_failed_dials.get();
             let slot = &mut self.slots[s];
+            if slot.flags & REDIAL != 0 {
+                // The dial went to the address the application replaced meanwhile: the new
+                // one is due at once, with a fresh failure count.
+                slot.flags &= !(DIALING | REDIAL);
+                slot.failures = 0;
+                slot.next_dial_ms = 0;
+                self.dial_scan_ms = 0;
+                return Ok(());
+            }
             slot.flags &= !DIALING;
             if slot.flags & (CONNECTED | BOOT) == 0 {
                 slot.failures = slot.failures.saturating_add(1);
                 slot.next_dial_ms = now_ms
                     .saturating_add(backoff(&self.config, slot.failures))
                     .saturating_add(jitter);
-                if slot.failures >= unknown_after.min(max_failed) {
-                    slot.flags |= SUSPECT;
-                }
-                if slot.failures >= max_failed {
-                    slot.flags |= STALE;
+                // An application-supplied address is never suspect or stale: no newer record
+                // can come, so there is nothing to ask peers for.
+                if slot.flags & ADDR == 0 {
+                    if slot.failures >= unknown_after.min(max_failed) {
+                        slot.flags |= SUSPECT;
+                    }
+                    if slot.failures >= max_failed {
+                        slot.flags |= STALE;
+                    }
                 }
                 let next = slot.next_dial_ms;
                 self.dial_scan_ms = self.dial_scan_ms.min(next);
@@ -587,7 +621,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// Errors: [`Error::NotAuthorized`] if `peer` is neither tracked nor a bootstrapper.
     pub fn handle_dial_now(&mut self, peer: &V) -> Result<(), Error> {
         let (slot, boot) = self.locate(peer);
-        if slot.is_none() && boot.is_none() {
+        let observer = self.observer_dial_now(peer);
+        if slot.is_none() && boot.is_none() && !observer {
             return Err(Error::NotAuthorized);
         }
         if let Some(s) = slot {
@@ -671,6 +706,11 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             if theirs.last().is_some_and(|last| last & mask != 0) {
                 return Err(Error::NonzeroPadding { index });
             }
+        }
+        // Lookup mode gossips nothing, and observers are never sent records: the vector was
+        // a keep-alive ping.
+        if self.config.mode == Mode::Lookup || self.is_observer(from) {
+            return Ok(None);
         }
         // Candidates: known to us, missing from theirs, not the sender; those we are connected
         // to (their addresses are proven) or ourselves first. Counted a word at a time, then
@@ -828,6 +868,14 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                 max,
             });
         }
+        // Dropped whole, before any record is looked at (not fatal).
+        let records = peers.peers.len();
+        if self.config.mode == Mode::Lookup {
+            return Err(Error::LookupModeRecords { records });
+        }
+        if self.is_observer(from) {
+            return Err(Error::ObserverRecords { records });
+        }
         Ok(())
     }
 
@@ -981,7 +1029,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             for (u, slot) in self.slots.iter_mut().enumerate() {
                 if Some(u) == self.self_slot
                     || slot.flags & (CONNECTED | DIALING | BOOT) != 0
-                    || slot.record.is_none()
+                    || (slot.record.is_none() && slot.flags & ADDR == 0)
                 {
                     continue;
                 }
@@ -1001,9 +1049,13 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                     earliest = now_ms;
                     break;
                 }
-                if let Some(record) = &slot.record {
+                let addr = match &slot.record {
+                    Some(record) => Some(record.socket()),
+                    None => self.addresses.get(&self.union[u]).copied(),
+                };
+                if let Some(addr) = addr {
                     slot.flags |= DIALING;
-                    out.push((self.union[u].clone(), record.socket()));
+                    out.push((self.union[u].clone(), addr));
                 }
             }
             self.dial_scan_ms = earliest;
@@ -1032,6 +1084,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                 .unwrap_or(boot.addr);
             out.push((boot.key.clone(), addr));
         }
+        self.poll_observer_dials(now_ms, max, &mut out);
         out
     }
 
@@ -1095,10 +1148,11 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         self.my_record.to_peer()
     }
 
-    /// Whether `key` may connect: in a tracked set or a bootstrapper (never ourselves).
+    /// Whether `key` may connect: in a tracked set, a bootstrapper or an observer (never
+    /// ourselves).
     pub fn is_authorized(&self, key: &V) -> bool {
         let (slot, boot) = self.locate(key);
-        slot.is_some() || boot.is_some()
+        slot.is_some() || boot.is_some() || self.observer_pos(key).is_some()
     }
 
     /// The authorized key (see [`Tracker::is_authorized`]) whose canonical encoding is `bytes`,
@@ -1118,6 +1172,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                     .find(|b| b.key.as_bytes() == bytes)
                     .map(|b| &b.key)
             })
+            .or_else(|| self.observer_key(bytes))
     }
 
     /// Whether we consider `key` connected.
@@ -1125,6 +1180,9 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         let (slot, boot) = self.locate(key);
         slot.is_some_and(|s| self.slots[s].flags & CONNECTED != 0)
             || boot.is_some_and(|b| self.boots[b].connected)
+            || self
+                .observer_pos(key)
+                .is_some_and(|o| self.observers[o].connected)
     }
 
     /// The stored, not stale record of `key`.
@@ -1213,6 +1271,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         total += (set_keys + union_keys) * size_of::<V>();
         total += self.boots.capacity() * size_of::<Boot<V>>();
         total += self.evictions.capacity() * size_of::<V>();
+        total += self.addresses.len() * (size_of::<V>() + size_of::<SocketAddr>() + 16);
+        total += self.observers.capacity() * size_of::<Observer<V>>();
         total
     }
 

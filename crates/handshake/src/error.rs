@@ -16,6 +16,10 @@ pub enum Refusal {
     /// A live connection to this key exists (a replayed first message must not displace it).
     #[error("peer already connected")]
     AlreadyConnected,
+    /// The key is a registered observer and the inbound connections of observers are at
+    /// their own cap.
+    #[error("observer connection cap reached")]
+    ObserverCap,
     /// Another local reason (for logs).
     #[error("refused: {0}")]
     Other(&'static str),
@@ -117,6 +121,7 @@ impl Refusal {
             Self::NotAuthorized => "not_authorized",
             Self::Blocked => "blocked",
             Self::AlreadyConnected => "already_connected",
+            Self::ObserverCap => "observer_cap",
             Self::Other(_) => "refused_other",
         }
     }

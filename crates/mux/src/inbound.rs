@@ -38,6 +38,17 @@ pub enum Inbound {
     /// A whole message is complete but its channel's receiver queue is full: it is held here.
     /// Do not read more from this peer until [`InboundPeer::poll_deliver`] is ready.
     Backpressured,
+    /// A whole message arrived from an observer on a validators-only channel
+    /// ([`crate::Mux::register_validators_only`]): it was dropped (counted in
+    /// `mux_dropped{reason="ValidatorsOnly"}`), after the channel's rate limits were applied
+    /// to it as to any message (a flood is still throttled and, grossly over the quota,
+    /// fatal). The connection stays open.
+    Refused {
+        /// The channel id.
+        channel: u32,
+        /// When the peer is also over the channel's quota: do not read before this.
+        until: Option<Instant>,
+    },
 }
 
 /// The channel receiver queue (bounded by the channel's backlog).
@@ -133,6 +144,7 @@ pub struct InboundPeer<P: Clone + Eq + Hash> {
     /// The latest `now` handed to [`InboundPeer::handle_chunk`].
     last_now: Option<Instant>,
     max_plaintext: u32,
+    role: crate::Role,
 }
 
 impl<P: Clone + Eq + Hash + fmt::Debug> fmt::Debug for InboundPeer<P> {
@@ -170,7 +182,13 @@ impl<P: Clone + Eq + Hash> InboundPeer<P> {
             shared,
             last_now: None,
             max_plaintext,
+            role: crate::Role::Validator,
         }
+    }
+
+    pub(crate) fn with_role(mut self, role: crate::Role) -> Self {
+        self.role = role;
+        self
     }
 
     /// The peer this handle reads from.
@@ -206,7 +224,10 @@ impl<P: Clone + Eq + Hash> InboundPeer<P> {
         else {
             return Ok(Inbound::Incomplete);
         };
+        let refused = channel.validators_only && self.role == crate::Role::Observer;
         let message = match channel.compression {
+            // Never decompressed: it is dropped below.
+            _ if refused => message,
             Some(_) => {
                 compress::decompress(&message, channel.max_message_size).map_err(|source| {
                     MuxError::Decompress {
@@ -237,6 +258,13 @@ impl<P: Clone + Eq + Hash> InboundPeer<P> {
         let throttle = quota.check(now).err();
         if throttle.is_some() {
             channel.counters.limited_in.inc();
+        }
+        if refused {
+            channel.counters.validators_only.inc();
+            return Ok(Inbound::Refused {
+                channel: channel.id,
+                until: throttle,
+            });
         }
         channel.counters.messages_received.inc();
         channel.counters.bytes_received.inc_by(message.len() as u64);

@@ -187,6 +187,16 @@ impl Default for MuxConfig {
     }
 }
 
+/// What a connected peer is to this node (decided by the session manager at admission).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A member of a tracked peer set (or a bootstrapper): every channel.
+    #[default]
+    Validator,
+    /// A registered observer: every channel but the validators-only ones.
+    Observer,
+}
+
 /// What the facade gets for one connected peer.
 #[derive(Debug)]
 pub struct PeerHandles<P: Clone + Eq + Hash> {
@@ -244,6 +254,23 @@ where
         &self.config
     }
 
+    /// Like [`Mux::register`], for a channel that only validators use: a peer connected as an
+    /// observer ([`Role::Observer`]) is no recipient of [`Recipients::All`] on it, a send
+    /// naming it reports it in [`SendReport::restricted`], and a message it sends on the
+    /// channel is dropped (after its rate limits are applied) and reported as
+    /// [`Inbound::Refused`]; both counted in `mux_dropped{reason="ValidatorsOnly"}`. Local
+    /// policy: peers need not agree on it.
+    pub fn register_validators_only(
+        &mut self,
+        channel: u32,
+        quota: Quota,
+        max_message_size: usize,
+        backlog: usize,
+        compression: Option<i32>,
+    ) -> Result<(Sender<P>, Receiver<P>), MuxError> {
+        self.register_channel(channel, quota, max_message_size, backlog, compression, true)
+    }
+
     /// Registers channel `channel`: its quota (per peer, each direction), maximum message size
     /// (in bytes, after compression on the wire and after decompression in memory), backlog (per
     /// peer: outbound messages queued for one recipient, and the shared receiver queue) and
@@ -258,6 +285,25 @@ where
         max_message_size: usize,
         backlog: usize,
         compression: Option<i32>,
+    ) -> Result<(Sender<P>, Receiver<P>), MuxError> {
+        self.register_channel(
+            channel,
+            quota,
+            max_message_size,
+            backlog,
+            compression,
+            false,
+        )
+    }
+
+    fn register_channel(
+        &mut self,
+        channel: u32,
+        quota: Quota,
+        max_message_size: usize,
+        backlog: usize,
+        compression: Option<i32>,
+        validators_only: bool,
     ) -> Result<(Sender<P>, Receiver<P>), MuxError> {
         if self.table.get().is_some() {
             return Err(MuxError::RegistryClosed);
@@ -286,6 +332,7 @@ where
             max_message_size,
             backlog,
             compression,
+            validators_only,
             inbox: Arc::clone(&inbox),
             counters,
         });
@@ -325,6 +372,17 @@ where
         peer: P,
         opening: Vec<bytes::Bytes>,
     ) -> Result<PeerHandles<P>, MuxError> {
+        self.peer_connected_as(peer, opening, Role::Validator)
+    }
+
+    /// Like [`Mux::peer_connected_with`], for a peer of the given [`Role`] (an observer is
+    /// kept off validators-only channels, see [`Mux::register_validators_only`]).
+    pub fn peer_connected_as(
+        &self,
+        peer: P,
+        opening: Vec<bytes::Bytes>,
+        role: Role,
+    ) -> Result<PeerHandles<P>, MuxError> {
         let table = Arc::clone(
             self.table
                 .get_or_init(|| Arc::new(Table::new(self.channels.clone()))),
@@ -336,6 +394,7 @@ where
         }
         let slot = Arc::new(PeerSlot {
             queues: std::sync::Mutex::new(queues),
+            role,
         });
         match write(&self.shared.peers).entry(peer.clone()) {
             Entry::Occupied(_) => return Err(MuxError::AlreadyConnected),
@@ -357,7 +416,8 @@ where
                 self.config.max_frame_plaintext,
                 self.config.gross_violation_factor,
                 Arc::clone(&self.shared),
-            ),
+            )
+            .with_role(role),
         })
     }
 

@@ -40,6 +40,10 @@ pub enum DropReason {
     /// An inbound message was complete but held for room in its channel's full receiver queue
     /// when the connection closed (at most one per connection).
     HeldAtDisconnect,
+    /// The channel is validators-only ([`crate::Mux::register_validators_only`]) and the peer is
+    /// an observer ([`crate::Role::Observer`]): a message it sent on the channel, or a message
+    /// sent to it by name.
+    ValidatorsOnly,
 }
 
 /// Labels of [`Metrics::rate_limited`].
@@ -141,6 +145,7 @@ impl Metrics {
             unchunkable: dropped(DropReason::Unchunkable),
             queued_at_disconnect: dropped(DropReason::QueuedAtDisconnect),
             held_at_disconnect: dropped(DropReason::HeldAtDisconnect),
+            validators_only: dropped(DropReason::ValidatorsOnly),
         }
     }
 }
@@ -160,4 +165,5 @@ pub(crate) struct ChannelCounters {
     pub(crate) unchunkable: Counter,
     pub(crate) queued_at_disconnect: Counter,
     pub(crate) held_at_disconnect: Counter,
+    pub(crate) validators_only: Counter,
 }

@@ -50,7 +50,7 @@ pub enum Recipients<P> {
 }
 
 /// What became of one send, per recipient. Nothing is dropped silently: every recipient is in
-/// exactly one of the three lists.
+/// exactly one of the four lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SendReport<P> {
     /// Peers the message was queued for.
@@ -60,6 +60,10 @@ pub struct SendReport<P> {
     /// Peers whose backlog for the channel was full (counted in
     /// `mux_dropped{reason="backlog_full"}`).
     pub backlog_full: Vec<P>,
+    /// Observers named as recipients on a validators-only channel (counted in
+    /// `mux_dropped{reason="ValidatorsOnly"}`). [`Recipients::All`] never lists them: they are
+    /// not recipients of such a channel.
+    pub restricted: Vec<P>,
 }
 
 impl<P> SendReport<P> {
@@ -69,6 +73,7 @@ impl<P> SendReport<P> {
             queued: Vec::new(),
             not_connected: Vec::new(),
             backlog_full: Vec::new(),
+            restricted: Vec::new(),
         }
     }
 
@@ -77,11 +82,12 @@ impl<P> SendReport<P> {
         self.queued.clear();
         self.not_connected.clear();
         self.backlog_full.clear();
+        self.restricted.clear();
     }
 
     /// Whether every recipient got the message queued.
     pub fn is_complete(&self) -> bool {
-        self.not_connected.is_empty() && self.backlog_full.is_empty()
+        self.not_connected.is_empty() && self.backlog_full.is_empty() && self.restricted.is_empty()
     }
 }
 
@@ -152,7 +158,11 @@ impl<P: Clone + Eq + std::hash::Hash + Ord> Sender<P> {
         let peers = read(&self.shared.peers);
         match recipients {
             Recipients::All => {
+                let restricted = self.channel.validators_only;
                 for (peer, slot) in peers.iter() {
+                    if restricted && slot.role == crate::Role::Observer {
+                        continue;
+                    }
                     self.enqueue(peer, Some(slot), &payload, priority, report);
                 }
             }
@@ -226,6 +236,11 @@ impl<P: Clone + Eq + std::hash::Hash + Ord> Sender<P> {
             report.not_connected.push(peer.clone());
             return;
         };
+        if self.channel.validators_only && slot.role == crate::Role::Observer {
+            counters.validators_only.inc();
+            report.restricted.push(peer.clone());
+            return;
+        }
         let index = self.channel.index;
         let mut q = lock(&slot.queues);
         if q.closed {

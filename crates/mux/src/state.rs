@@ -37,6 +37,8 @@ pub(crate) struct Channel<P> {
     pub(crate) max_message_size: usize,
     pub(crate) backlog: usize,
     pub(crate) compression: Option<i32>,
+    /// Observers may neither send nor receive on it.
+    pub(crate) validators_only: bool,
     pub(crate) inbox: Arc<Inbox<P>>,
     pub(crate) counters: ChannelCounters,
 }
@@ -86,6 +88,8 @@ pub(crate) struct Parked {
 #[derive(Debug)]
 pub(crate) struct PeerSlot {
     pub(crate) queues: Mutex<PeerQueues>,
+    /// What the peer is to us (fixed for the connection).
+    pub(crate) role: crate::Role,
 }
 
 /// Number of priorities.

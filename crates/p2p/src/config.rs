@@ -70,8 +70,15 @@ pub struct Config<S: Signer> {
     /// not complete within this long closes the connection (a peer that does not read cannot
     /// hold its writer, socket and queues).
     pub write_timeout: Duration,
-    /// Inbound connections (handshaking or established) at once.
+    /// Inbound connections (handshaking or established) at once. Established connections of
+    /// observers are counted under `max_observer_connections` instead.
     pub max_inbound_connections: NonZeroUsize,
+    /// Established inbound connections of observers (keys registered with
+    /// [`crate::Oracle::register_observers`] that are in no tracked peer set) at once, apart
+    /// from `max_inbound_connections`: observers cannot take validators' places, nor
+    /// validators theirs. Past it an observer is refused (`observer_cap`). 0 refuses inbound
+    /// observers (they may still be dialed). Local policy.
+    pub max_observer_connections: usize,
     /// A connection that receives nothing for this long is closed (pings keep live ones busy;
     /// keep it several times the discovery ping interval).
     pub idle_timeout: Duration,
@@ -165,6 +172,7 @@ impl<S: Signer> Config<S> {
             version_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             max_inbound_connections: nz(1024),
+            max_observer_connections: 256,
             idle_timeout: Duration::from_secs(30),
             dial_interval: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
@@ -207,6 +215,7 @@ impl<S: Signer> Config<S> {
             shutdown_flush: Duration::from_millis(500),
             block_duration: Duration::from_secs(60),
             event_capacity: nz(256),
+            max_observer_connections: 64,
             ..base
         }
     }

@@ -68,6 +68,16 @@ pub(crate) struct Metrics {
     pub(crate) blocked_peers: Gauge,
     /// Peer-id bootstrappers no tracked key matches.
     pub(crate) unresolved_bootstrappers: Gauge,
+    /// Observers connected right now.
+    pub(crate) observers_connected: Gauge,
+    /// Peer records dropped whole without a check (lookup mode, or sent by an observer).
+    pub(crate) records_ignored: Family<IgnoredLabel, Counter>,
+}
+
+/// Label: why records were ignored (`lookup_mode`, `observer`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct IgnoredLabel {
+    pub(crate) reason: &'static str,
 }
 
 impl Metrics {
@@ -141,6 +151,16 @@ impl Metrics {
             "blocked_peers",
             "Keys blocked right now (expired blocks excluded)",
             self.blocked_peers.clone(),
+        );
+        registry.register(
+            "observers_connected",
+            "Observers (registered keys outside every tracked peer set) connected right now",
+            self.observers_connected.clone(),
+        );
+        registry.register(
+            "records_ignored",
+            "Peer records dropped whole without a check, by reason (lookup_mode, observer)",
+            self.records_ignored.clone(),
         );
         registry.register(
             "unresolved_bootstrappers",

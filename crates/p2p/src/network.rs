@@ -272,6 +272,7 @@ impl<S: Signer> Network<S> {
                 max_handshakes_per_prefix: config.max_handshakes_per_prefix,
                 max_tracked_ips: config.max_tracked_ips,
                 block_duration: config.block_duration,
+                max_observer_inbound: config.max_observer_connections,
             },
             tracker,
             Instant::now(),
@@ -337,6 +338,29 @@ impl<S: Signer> Network<S> {
         Ok(self
             .mux
             .register(channel, quota, max_message_size, backlog, compression)?)
+    }
+
+    /// Like [`Network::register`], for a channel only validators use: observers
+    /// ([`Oracle::register_observers`]) are no recipients of [`crate::Recipients::All`] on it
+    /// (a send naming one reports it in [`crate::SendReport::restricted`]), and a message an
+    /// observer sends on it is dropped (after the channel's rate limits) and counted in
+    /// `p2p_mux_dropped_total{reason="ValidatorsOnly"}`; the connection stays. Local policy:
+    /// peers need not agree on which channels are validators-only.
+    pub fn register_validators_only(
+        &mut self,
+        channel: u32,
+        quota: governor::Quota,
+        max_message_size: usize,
+        backlog: usize,
+        compression: Option<i32>,
+    ) -> Result<Channel<S>, Error> {
+        Ok(self.mux.register_validators_only(
+            channel,
+            quota,
+            max_message_size,
+            backlog,
+            compression,
+        )?)
     }
 
     /// The address the listener is bound to.
@@ -542,6 +566,10 @@ async fn housekeeping_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
             close(handle);
         }
         shared.metrics.blocked_peers.set(work.blocked as i64);
+        shared
+            .metrics
+            .observers_connected
+            .set(work.observers as i64);
         if work.unblocked > 0 {
             debug!(expired = work.unblocked, "blocks expired; dialing");
             shared.dial_now.notify_one();
@@ -572,7 +600,7 @@ async fn housekeeping_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
 /// The control handle of a [`Network`]: peer sets, blocks, disconnects and dials on demand,
 /// connection events, shutdown. Cheap to clone.
 pub struct Oracle<S: Signer> {
-    shared: Arc<Shared<S>>,
+    pub(crate) shared: Arc<Shared<S>>,
 }
 
 impl<S: Signer> Clone for Oracle<S> {

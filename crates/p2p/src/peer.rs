@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::metrics::{ConnDirection, DirectionLabel};
+use crate::metrics::{ConnDirection, DirectionLabel, IgnoredLabel};
 use crate::network::{CloseHandle, Family, Key, Shared, close, now_ms};
 
 /// Bytes reserved per read from the socket while traffic flows.
@@ -197,10 +197,12 @@ pub(crate) async fn run_connection<S: Signer>(
     }
     let mut scheduler = None;
     let registered = side.session.handle_admitted(&admitted, |opening| {
-        ctx.mux.peer_connected_with(peer.clone(), opening).map(|h| {
-            scheduler = Some(h.scheduler);
-            h.inbound
-        })
+        ctx.mux
+            .peer_connected_as(peer.clone(), opening, admitted.role)
+            .map(|h| {
+                scheduler = Some(h.scheduler);
+                h.inbound
+            })
     });
     let Some(mut scheduler) = scheduler.filter(|_| registered.is_ok()) else {
         if let Err(e) = registered {
@@ -348,7 +350,16 @@ impl<S: Signer> ReadSide<S> {
                     match ev {
                         Event::Admit => return Ok(()),
                         Event::Continue => {}
-                        Event::Ignored(e) => debug!(error = %e, "discovery input ignored"),
+                        Event::Ignored(e) => {
+                            if let Some((reason, records)) = e.records_ignored() {
+                                shared
+                                    .metrics
+                                    .records_ignored
+                                    .get_or_create(&IgnoredLabel { reason })
+                                    .inc_by(records as u64);
+                            }
+                            debug!(error = %e, "discovery input ignored");
+                        }
                         Event::WaitForRoom => {
                             let session = &mut self.session;
                             tokio::select! {

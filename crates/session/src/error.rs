@@ -152,6 +152,10 @@ pub enum Refused {
     /// A connection to the key exists and the simultaneous-dial rule keeps it.
     #[error("duplicate connection")]
     Duplicate,
+    /// The key is an observer and the inbound connections of observers are at
+    /// [`crate::ManagerConfig::max_observer_inbound`].
+    #[error("observer connection cap reached")]
+    ObserverCap,
 }
 
 impl Refused {
@@ -178,6 +182,7 @@ impl Refused {
             Self::NotAuthorized => "not_authorized",
             Self::Blocked => "blocked",
             Self::Duplicate => "duplicate",
+            Self::ObserverCap => "observer_cap",
         }
     }
 }

@@ -77,6 +77,7 @@ pub fn session_ops(data: &[u8]) {
             max_handshakes_per_prefix: NonZeroUsize::MIN,
             max_tracked_ips: NonZeroUsize::MIN,
             block_duration: Duration::from_secs(60),
+            max_observer_inbound: 0,
         },
         tracker,
         t0,

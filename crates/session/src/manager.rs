@@ -14,12 +14,15 @@ use p2p_discovery::{
 };
 use p2p_handshake::Refusal;
 use p2p_identity::{PeerId, Verifier};
+use p2p_mux::Role;
 use p2p_proto::message::Payload;
 use p2p_proto::{BitVec, Peer, Peers};
 use rand::Rng;
 
 use crate::decode::{Kind, encode};
 use crate::{Error, Refused, SessionConfig};
+
+mod roles;
 
 /// Limits of the [`Manager`]. None has to match across peers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +48,11 @@ pub struct ManagerConfig {
     /// How long [`Manager::block`] refuses a key; after it the key may connect again (and is
     /// dialable at once). Measured on the Unix-millisecond clock passed as `now_ms`.
     pub block_duration: Duration,
+    /// Inbound connections of observers (keys registered with [`Manager::handle_observers`]
+    /// that are in no tracked set) at once, counted apart from `max_inbound`: observers
+    /// cannot take validators' places, nor validators theirs. 0 refuses inbound observers
+    /// (they may still be dialed).
+    pub max_observer_inbound: usize,
 }
 
 /// Most connection events [`Manager`] keeps for [`Manager::poll_event`]; past it the oldest is
@@ -176,10 +184,14 @@ pub struct Admitted<H> {
     pub id: u64,
     /// The connection this one replaced under the simultaneous-dial rule: close it.
     pub replaced: Option<H>,
-    /// Our signed record, to send after the version info.
-    pub record: Peer,
+    /// Our signed record, to send after the version info (`None` in lookup mode: no record
+    /// is ever sent).
+    pub record: Option<Peer>,
     /// A bit vector of a random tracked set, to send after the record.
     pub bit_vec: Option<BitVec>,
+    /// What the peer is to us: register it with the mux as such
+    /// (`p2p_mux::Mux::peer_connected_as`).
+    pub role: Role,
 }
 
 /// What [`Manager::poll_housekeeping`] asks the driver to do.
@@ -199,6 +211,8 @@ pub struct Housekeeping<V, H> {
     /// Peer-id bootstrappers found to match no tracked key since the last call (each reported
     /// once per change of the tracked sets).
     pub unresolved: Vec<UnknownPeerId>,
+    /// Admitted connections of observers (either direction).
+    pub observers: usize,
 }
 
 /// What [`Manager::handle_accept`] grants: a handshake slot and a place under the inbound cap.
@@ -215,6 +229,8 @@ struct Entry<H> {
     announced: bool,
     /// Why the manager asked the driver to close it, if it did.
     cause: Option<&'static str>,
+    /// What the peer was when admitted.
+    role: Role,
 }
 
 /// A bootstrapper named by peer id, not yet matched to a tracked key.
@@ -240,6 +256,9 @@ struct Inner<V: Verifier, H, C: RecordVerifier<V>> {
     id_boots_dirty: bool,
     next_id: u64,
     inbound: usize,
+    /// Inbound observer connections admitted; each was moved here from `inbound` at admission
+    /// and moves back when it leaves the table (its inbound permit then frees the place).
+    observer_inbound: usize,
     handshakes: usize,
     /// Handshakes in progress per source prefix (entries removed at zero, so at most
     /// `max_inbound_handshakes` of them).
@@ -297,6 +316,7 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
                 id_boots_dirty: false,
                 next_id: 0,
                 inbound: 0,
+                observer_inbound: 0,
                 handshakes: 0,
                 handshakes_by_prefix: HashMap::new(),
                 dials: 0,
@@ -405,6 +425,11 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
         if inner.peers.contains_key(key) {
             return Err(Refusal::AlreadyConnected);
         }
+        if inner.tracker.is_observer(key)
+            && inner.observer_inbound >= self.config.max_observer_inbound
+        {
+            return Err(Refusal::ObserverCap);
+        }
         Ok(())
     }
 
@@ -433,6 +458,16 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
             Some(Refused::Blocked)
         } else if !inner.tracker.is_authorized(key) {
             Some(Refused::NotAuthorized)
+        } else if !dialed_by_me
+            && inner.tracker.is_observer(key)
+            && inner.observer_inbound >= self.config.max_observer_inbound
+            && !inner
+                .peers
+                .get(key)
+                .is_some_and(|e| e.counted_as_observer())
+        {
+            // (A connection replacing an inbound observer's takes its place.)
+            Some(Refused::ObserverCap)
         } else {
             None
         };
@@ -469,25 +504,37 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
         }
         inner.next_id += 1;
         let id = inner.next_id;
-        inner.peers.insert(
-            key.clone(),
-            Entry {
-                id,
-                dialed_by_me,
-                handle,
-                announced: false,
-                cause: None,
-            },
-        );
+        let role = if inner.tracker.is_observer(key) {
+            Role::Observer
+        } else {
+            Role::Validator
+        };
+        let entry = Entry {
+            id,
+            dialed_by_me,
+            handle,
+            announced: false,
+            cause: None,
+            role,
+        };
+        if entry.counted_as_observer() {
+            // Its inbound place moves from the validators' cap to the observers'.
+            inner.inbound = inner.inbound.saturating_sub(1);
+            inner.observer_inbound += 1;
+        }
+        if let Some(old) = inner.peers.insert(key.clone(), entry) {
+            inner.forget_entry(&old);
+        }
         // Authorized above, under this same lock, so the tracker accepts it.
         let _ = inner.tracker.handle_connected(key, dialed_by_me);
-        let record = inner.tracker.my_record();
+        let record = inner.tracker.opening_record();
         let bit_vec = inner.tracker.random_bit_vec(rng);
         Ok(Admitted {
             id,
             replaced,
             record,
             bit_vec,
+            role,
         })
     }
 
@@ -537,6 +584,7 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
         let mut inner = self.lock();
         let current = inner.peers.get(key).is_some_and(|e| e.id == id);
         if current && let Some(entry) = inner.peers.remove(key) {
+            inner.forget_entry(&entry);
             let _ = inner.tracker.handle_disconnected(key, now_ms, rng);
             if entry.announced {
                 let event = PeerEvent {
@@ -803,6 +851,11 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
             blocked: inner.blocked.len(),
             unblocked: expired.len(),
             unresolved,
+            observers: inner
+                .peers
+                .values()
+                .filter(|e| e.role == Role::Observer)
+                .count(),
         }
     }
 
@@ -928,7 +981,23 @@ fn take_evictions<V: Verifier, H: Clone, C: RecordVerifier<V>>(
         .collect()
 }
 
+impl<H> Entry<H> {
+    /// Whether this connection holds a place under the observers' inbound cap.
+    fn counted_as_observer(&self) -> bool {
+        self.role == Role::Observer && !self.dialed_by_me
+    }
+}
+
 impl<V: Verifier, H, C: RecordVerifier<V>> Inner<V, H, C> {
+    /// An entry left the table: an inbound observer's place goes back to `inbound`, where its
+    /// inbound permit frees it.
+    fn forget_entry(&mut self, entry: &Entry<H>) {
+        if entry.counted_as_observer() {
+            self.observer_inbound = self.observer_inbound.saturating_sub(1);
+            self.inbound += 1;
+        }
+    }
+
     fn is_blocked(&self, key: &V, now_ms: u64) -> bool {
         match self.blocked.get(key) {
             None => false,

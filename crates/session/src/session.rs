@@ -375,6 +375,13 @@ impl<V: Verifier> Session<V> {
                         Ok(Event::Continue)
                     }
                     Inbound::Backpressured => Ok(Event::WaitForRoom),
+                    // Dropped and counted by the mux; the connection stays.
+                    Inbound::Refused { until, .. } => {
+                        if let Some(until) = until {
+                            self.pause(until);
+                        }
+                        Ok(Event::Continue)
+                    }
                 }
             }
             Payload::BitVec(_) | Payload::Peers(_) => {
@@ -418,9 +425,11 @@ impl<V: Verifier> Session<V> {
         register: impl FnOnce(Vec<Bytes>) -> Result<InboundPeer<V>, E>,
     ) -> Result<(), E> {
         let mut opening = Vec::with_capacity(2);
-        opening.push(decode::encode(&Payload::Peers(Peers {
-            peers: vec![admitted.record.clone()],
-        })));
+        if let Some(record) = &admitted.record {
+            opening.push(decode::encode(&Payload::Peers(Peers {
+                peers: vec![record.clone()],
+            })));
+        }
         if let Some(bv) = &admitted.bit_vec {
             opening.push(decode::encode(&Payload::BitVec(bv.clone())));
         }

@@ -168,6 +168,7 @@ impl SimConfig {
             max_handshakes_per_prefix: nz(8),
             max_tracked_ips: nz(1 << 16),
             block_duration: Duration::from_secs(3600),
+            max_observer_inbound: 0,
         };
         let session = SessionConfig::new(&tracker, Duration::from_secs(5), Duration::from_secs(30));
         Self {
@@ -1075,10 +1076,12 @@ impl<S: Signer> Sim<S> {
                 self.nodes[me as usize].honest_links += 1;
             }
         }
-        let record = decode::encode(&Payload::Peers(Peers {
-            peers: vec![admitted.record],
-        }));
-        self.send(c, s, record, false);
+        if let Some(record) = admitted.record {
+            let record = decode::encode(&Payload::Peers(Peers {
+                peers: vec![record],
+            }));
+            self.send(c, s, record, false);
+        }
         if let Some(bv) = admitted.bit_vec {
             self.send(c, s, decode::encode(&Payload::BitVec(bv)), false);
         }

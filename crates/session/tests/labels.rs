@@ -113,6 +113,7 @@ fn session_labels() -> Vec<&'static str> {
         Refused::NotAuthorized,
         Refused::Blocked,
         Refused::Duplicate,
+        Refused::ObserverCap,
     ];
     let handshake = [
         HandshakeError::TooLarge {
@@ -136,6 +137,7 @@ fn session_labels() -> Vec<&'static str> {
         HandshakeError::Refused(Refusal::NotAuthorized),
         HandshakeError::Refused(Refusal::Blocked),
         HandshakeError::Refused(Refusal::AlreadyConnected),
+        HandshakeError::Refused(Refusal::ObserverCap),
         HandshakeError::Refused(Refusal::Other("x")),
         HandshakeError::BadSignature(SignatureError::Invalid),
         HandshakeError::NonContributory,

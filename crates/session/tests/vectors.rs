@@ -120,6 +120,7 @@ fn manager_config() -> ManagerConfig {
         max_handshakes_per_prefix: NonZeroUsize::new(8).unwrap(),
         max_tracked_ips: NonZeroUsize::new(1 << 16).unwrap(),
         block_duration: Duration::from_secs(60),
+        max_observer_inbound: 0,
     }
 }
 

@@ -47,6 +47,7 @@ pub(crate) fn manager_config() -> ManagerConfig {
         max_handshakes_per_prefix: NonZeroUsize::new(2).unwrap(),
         max_tracked_ips: NonZeroUsize::new(16).unwrap(),
         block_duration: Duration::from_secs(60),
+        max_observer_inbound: 0,
     }
 }
 
