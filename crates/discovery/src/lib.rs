@@ -83,6 +83,7 @@ mod config;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod host;
 pub mod record;
 pub mod simulation;
 pub mod socket;
@@ -91,9 +92,11 @@ mod tracker;
 pub use address::{AddressPolicy, AddressRefusal};
 pub use config::Config;
 pub use error::{Error, SocketError};
+pub use host::{Address, HostError, HostName};
 pub use record::{
     _P2P_DISCOVERY_PEER_RECORD, DirectVerifier, RecordVerifier, SharedRecordCache, VerifiedRecord,
-    record_message, sign_record, verify_record,
+    record_message, record_message_for, sign_record, sign_record_for, verify_record,
+    verify_record_for,
 };
 pub use tracker::{
     KeepConnection, PeersOutcome, PeersPlan, RecordCandidate, SetStats, Tracker, resolve_duplicate,

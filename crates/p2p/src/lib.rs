@@ -55,14 +55,17 @@ mod events;
 mod metrics;
 mod network;
 mod peer;
+mod resolve;
 
 pub use config::{Config, LinkFilter, PROTOCOL_MAJOR, PROTOCOL_MINOR};
 pub use events::{Events, EventsError};
 pub use governor::Quota;
 pub use network::{Channel, Error, Network, Oracle};
+pub use p2p_discovery::{Address, HostError, HostName};
 pub use p2p_mux::WaitForRoom;
 pub use p2p_mux::{MuxError, Priority, Receiver, Recipients, SendReport, Sender};
 pub use p2p_session::{DialNowError, Direction, PeerEvent, PeerEventKind};
+pub use resolve::{Resolve, ResolveFuture, Resolver, SystemResolver};
 
 pub use p2p_cipher as cipher;
 pub use p2p_discovery as discovery;

@@ -68,6 +68,8 @@ pub(crate) struct Metrics {
     pub(crate) blocked_peers: Gauge,
     /// Peer-id bootstrappers no tracked key matches.
     pub(crate) unresolved_bootstrappers: Gauge,
+    /// Host-name resolutions at dial time, by outcome.
+    pub(crate) resolutions: Family<crate::resolve::ResolutionLabel, Counter>,
 }
 
 impl Metrics {
@@ -146,6 +148,11 @@ impl Metrics {
             "unresolved_bootstrappers",
             "Bootstrappers given by peer id that no key of the tracked sets matches",
             self.unresolved_bootstrappers.clone(),
+        );
+        registry.register(
+            "resolutions",
+            "Host-name resolutions at dial time, by result (ok, failed, timeout, refused)",
+            self.resolutions.clone(),
         );
     }
 }
