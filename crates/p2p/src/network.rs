@@ -517,7 +517,9 @@ async fn dial_one<S: Signer>(ctx: Arc<peer::Ctx<S>>, dial: p2p_session::Dial<Key
                 shared
                     .metrics
                     .resolutions
-                    .get_or_create(&crate::resolve::ResolutionLabel { result })
+                    .get_or_create(&crate::resolve::ResolutionLabel {
+                        result: result.label(),
+                    })
                     .inc();
             })
             .await?;

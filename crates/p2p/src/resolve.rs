@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use p2p_discovery::host::select_targets;
 use p2p_discovery::{Address, AddressPolicy, HostName};
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
@@ -24,7 +24,8 @@ use tracing::debug;
 /// Most addresses kept from one system resolution (the rest are ignored).
 const MAX_RESOLVED: usize = 16;
 
-/// The future a [`Resolve`] returns: the addresses of the name, in preference order.
+/// The future a [`Resolve`] returns: the addresses of the name, in preference order (only
+/// their IPs are used; the port dialed is always the one of the record or URL).
 pub type ResolveFuture = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send>>;
 
 /// Resolves host names for dials. The default is [`Resolver::system`]; tests and
@@ -86,7 +87,7 @@ impl std::fmt::Debug for Resolver {
 }
 
 /// Outcome of one resolution (label of `p2p_resolutions_total`).
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub(crate) enum Resolution {
     /// Resolved to at least one address the policy accepts.
     Ok,
@@ -98,10 +99,22 @@ pub(crate) enum Resolution {
     Refused,
 }
 
-/// Label: the outcome of a resolution.
+impl Resolution {
+    /// The metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::Timeout => "timeout",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// Label: the outcome of a resolution (`ok`, `failed`, `timeout`, `refused`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ResolutionLabel {
-    pub(crate) result: Resolution,
+    pub(crate) result: &'static str,
 }
 
 /// What a dial's connect step needs.
@@ -146,6 +159,8 @@ impl Connector<'_> {
             }
             Ok(Ok(list)) => list,
         };
+        // The port is the record's (or the URL's), whatever the resolver returned.
+        let resolved = resolved.into_iter().map(|a| SocketAddr::new(a.ip(), port));
         let targets = match select_targets(self.policy, resolved) {
             Ok(t) => t,
             Err(reason) => {
