@@ -15,6 +15,9 @@
 //! 2. On every timer tick (e.g. every 100 ms, or when the next deadline is due):
 //!    - [`Tracker::poll_dials`]: dial each returned `(key, address)`; report each outcome
 //!      exactly once with [`Tracker::handle_connected`] or [`Tracker::handle_dial_failed`].
+//!      An [`Address::Host`] is resolved for this dial only, its addresses filtered with
+//!      [`host::select_targets`]; a name that does not resolve (in time, or to an accepted
+//!      address) is reported with [`Tracker::handle_dial_failed`].
 //!    - [`Tracker::poll_ping`]: send the returned vector to every connected peer (it is the
 //!      keep-alive ping).
 //! 3. Before a handshake completes, ask [`Tracker::is_authorized`]. When a second connection to
