@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use p2p_identity::{KeyError, SignatureError};
 
 use crate::AddressRefusal;
+use crate::host::HostError;
 
 /// Why the bytes of a `Peer.socket` field are not a dialable socket address.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -13,10 +14,11 @@ pub enum SocketError {
     /// The field is empty.
     #[error("socket is empty")]
     Empty,
-    /// The family tag is neither 4 (IPv4) nor 6 (IPv6).
+    /// The family tag is neither 4 (IPv4), 6 (IPv6) nor 0x48 (host name).
     #[error("unknown socket family tag {0}")]
     UnknownFamily(u8),
-    /// The length does not match the family (7 bytes for IPv4, 19 for IPv6).
+    /// The length does not match the family (7 bytes for IPv4, 19 for IPv6, 4 plus the
+    /// name length byte for a host name).
     #[error("socket of family {family} must be {expected} bytes, got {got}")]
     WrongLength {
         /// The family tag.
@@ -32,6 +34,9 @@ pub enum SocketError {
     /// The unspecified address (0.0.0.0 or ::) cannot be dialed.
     #[error("socket address is unspecified")]
     Unspecified,
+    /// A host-name address (tag 0x48) whose name is not a valid canonical host name.
+    #[error("host name: {0}")]
+    Host(HostError),
 }
 
 /// Everything that can go wrong in the tracker.

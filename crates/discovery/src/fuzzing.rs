@@ -10,7 +10,8 @@ use p2p_proto::{BitVec, Peer, Peers, Signature as WireSignature};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::{Config, Tracker, sign_record};
+use crate::host::{Address, HostName, decode_address, encode_address};
+use crate::{AddressPolicy, Config, Tracker, sign_record, sign_record_for};
 
 /// Keys in the pool that the operations pick from (key 0 is the tracker's own).
 const POOL: u8 = 12;
@@ -21,6 +22,8 @@ pub struct FuzzRecord {
     signer: u8,
     port: u16,
     timestamp_delta: i32,
+    /// Sign a host-name address (`h<n>.example:<port>`) instead of a loopback socket.
+    host: Option<u8>,
     /// Replace the socket with these bytes.
     raw_socket: Option<Vec<u8>>,
     /// Replace the public key with these bytes.
@@ -91,6 +94,46 @@ fn socket(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port.max(1))
 }
 
+fn host(n: u8, port: u16) -> Address {
+    let name = HostName::parse(&format!("h{n}.example")).unwrap_or_else(|e| panic!("{e}"));
+    Address::host(
+        name,
+        std::num::NonZeroU16::MIN.saturating_add(port.saturating_sub(1)),
+    )
+}
+
+/// Decodes arbitrary bytes as a `Peer.socket` field and parses them as `host:port` text; a
+/// decoded address must re-encode to exactly the same bytes, and a parsed name must be
+/// canonical and re-parse to itself. Also feeds the policy filter of resolved addresses.
+pub fn address(data: &[u8]) {
+    if let Ok(address) = decode_address(data) {
+        assert_eq!(encode_address(&address).as_bytes(), data);
+    }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(address) = text.parse::<Address>()
+        && let Address::Host { name, .. } = &address
+    {
+        assert!(name.as_str().len() <= crate::host::MAX_HOST_NAME_LEN);
+        assert_eq!(
+            HostName::from_wire(name.as_str().as_bytes()).as_ref(),
+            Ok(name)
+        );
+        assert_eq!(
+            decode_address(encode_address(&address).as_bytes()),
+            Ok(address.clone())
+        );
+    }
+    let resolved = data.chunks_exact(6).map(|c| {
+        SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3])),
+            u16::from_be_bytes([c[4], c[5]]),
+        )
+    });
+    if let Ok(targets) = crate::host::select_targets(&AddressPolicy::recommended(), resolved) {
+        assert!(!targets.is_empty() && targets.len() <= crate::host::MAX_DIAL_TARGETS);
+    }
+}
+
 /// Feeds the tracker an arbitrary sequence of operations; panics only on a broken invariant.
 pub fn tracker_ops(data: &[u8]) {
     let u = Unstructured::new(data);
@@ -113,7 +156,7 @@ pub fn tracker_ops(data: &[u8]) {
         &signers[0],
         socket(1),
         now,
-        vec![(keys[1].clone(), socket(2))],
+        vec![(keys[1].clone(), socket(2).into())],
     ) else {
         panic!("own record must verify");
     };
@@ -146,7 +189,10 @@ pub fn tracker_ops(data: &[u8]) {
                     .map(|r| {
                         let signer = &signers[usize::from(r.signer % POOL)];
                         let ts = now.saturating_add_signed(i64::from(r.timestamp_delta));
-                        let mut p = sign_record(signer, &ns, socket(r.port), ts);
+                        let mut p = match r.host {
+                            Some(h) => sign_record_for(signer, &ns, &host(h, r.port), ts),
+                            None => sign_record(signer, &ns, socket(r.port), ts),
+                        };
                         if let Some(raw) = r.raw_socket {
                             p.socket = Bytes::from(raw);
                         }

@@ -15,6 +15,9 @@
 //! 2. On every timer tick (e.g. every 100 ms, or when the next deadline is due):
 //!    - [`Tracker::poll_dials`]: dial each returned `(key, address)`; report each outcome
 //!      exactly once with [`Tracker::handle_connected`] or [`Tracker::handle_dial_failed`].
+//!      An [`Address::Host`] is resolved for this dial only, its addresses filtered with
+//!      [`host::select_targets`]; a name that does not resolve (in time, or to an accepted
+//!      address) is reported with [`Tracker::handle_dial_failed`].
 //!    - [`Tracker::poll_ping`]: send the returned vector to every connected peer (it is the
 //!      keep-alive ping).
 //! 3. Before a handshake completes, ask [`Tracker::is_authorized`]. When a second connection to
@@ -83,6 +86,7 @@ mod config;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod host;
 pub mod record;
 pub mod simulation;
 pub mod socket;
@@ -91,9 +95,11 @@ mod tracker;
 pub use address::{AddressPolicy, AddressRefusal};
 pub use config::{Config, Mode};
 pub use error::{Error, SocketError};
+pub use host::{Address, HostError, HostName};
 pub use record::{
     _P2P_DISCOVERY_PEER_RECORD, DirectVerifier, RecordVerifier, SharedRecordCache, VerifiedRecord,
-    record_message, sign_record, verify_record,
+    record_message, record_message_for, sign_record, sign_record_for, verify_record,
+    verify_record_for,
 };
 pub use tracker::{
     AddressUpdate, KeepConnection, LookupOutcome, PeersOutcome, PeersPlan, RecordCandidate,

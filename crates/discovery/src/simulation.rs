@@ -214,7 +214,7 @@ impl<S: Signer> Sim<S> {
             self.cfg.tracker.clone(),
             signer.public_key(),
             record,
-            vec![boot.clone()],
+            vec![(boot.0.clone(), boot.1.into())],
             self.cache.clone(),
         )
         .expect("own record verifies");
@@ -296,7 +296,7 @@ impl<S: Signer> Sim<S> {
         for a in 0..self.nodes.len() {
             for (key, addr) in self.nodes[a].tracker.poll_dials(now) {
                 match self.node_of(&key) {
-                    Some(b) if self.nodes[b].addr == addr => successes.push((a, b)),
+                    Some(b) if addr == self.nodes[b].addr => successes.push((a, b)),
                     _ => {
                         rep.failed_dials += 1;
                         let _ = self.nodes[a].tracker.handle_dial_failed(&key, now, rng);

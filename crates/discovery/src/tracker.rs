@@ -10,8 +10,8 @@ use p2p_proto::{BitVec, Peer, Peers};
 use rand::Rng;
 
 use crate::config::{Mode, ms};
-use crate::record::{DirectVerifier, RecordVerifier, VerifiedRecord, sign_record};
-use crate::socket::decode_socket;
+use crate::host::{Address, decode_address};
+use crate::record::{DirectVerifier, RecordVerifier, VerifiedRecord, sign_record_for};
 use crate::{Config, Error};
 
 const CONNECTED: u16 = 1;
@@ -81,7 +81,7 @@ impl Slot {
 #[derive(Clone, Debug)]
 struct Boot<V> {
     key: V,
-    addr: SocketAddr,
+    addr: Address,
     next_dial_ms: u64,
     failures: u32,
     connected: bool,
@@ -169,8 +169,8 @@ pub struct PeersOutcome {
 pub struct RecordCandidate<V> {
     /// The key the record claims to be signed by (a tracked key).
     pub key: V,
-    /// The advertised socket.
-    pub socket: SocketAddr,
+    /// The advertised address (a socket or a host name).
+    pub address: Address,
     /// The record's timestamp (ms since the Unix epoch).
     pub timestamp: u64,
     /// The signature bytes as received.
@@ -185,7 +185,7 @@ impl<V: Verifier> RecordCandidate<V> {
         DirectVerifier.verify(
             namespace,
             &self.key,
-            self.socket,
+            &self.address,
             self.timestamp,
             &self.signature,
         )
@@ -246,7 +246,9 @@ pub struct Tracker<V: Verifier, C: RecordVerifier<V> = DirectVerifier> {
 
 impl<V: Verifier> Tracker<V> {
     /// A tracker for `me`, whose signed record is `my_record` (see [`crate::sign_record`]),
-    /// with its bootstrappers (ourselves and duplicates are dropped from that list).
+    /// with its bootstrappers (ourselves and duplicates are dropped from that list). A
+    /// bootstrapper's address may be a host name: it is handed to the driver at each dial as
+    /// it is, to be resolved then.
     ///
     /// Errors: [`Error::NotMyKey`] if the record is not signed by `me`, or any record
     /// validation error of [`Tracker::handle_peers`] for a malformed own record.
@@ -254,20 +256,21 @@ impl<V: Verifier> Tracker<V> {
         config: Config,
         me: V,
         my_record: Peer,
-        bootstrappers: Vec<(V, SocketAddr)>,
+        bootstrappers: Vec<(V, Address)>,
     ) -> Result<Self, Error> {
         Self::with_verifier(config, me, my_record, bootstrappers, DirectVerifier)
     }
 
-    /// Signs our record for `socket` at `now_ms` and builds the tracker (see [`Tracker::new`]).
+    /// Signs our record for `address` (a socket or a host name) at `now_ms` and builds the
+    /// tracker (see [`Tracker::new`]).
     pub fn with_signer<S: Signer<PublicKey = V>>(
         config: Config,
         signer: &S,
-        socket: SocketAddr,
+        address: impl Into<Address>,
         now_ms: u64,
-        bootstrappers: Vec<(V, SocketAddr)>,
+        bootstrappers: Vec<(V, Address)>,
     ) -> Result<Self, Error> {
-        let record = sign_record(signer, &config.namespace, socket, now_ms);
+        let record = sign_record_for(signer, &config.namespace, &address.into(), now_ms);
         Self::new(config, signer.public_key(), record, bootstrappers)
     }
 }
@@ -278,18 +281,18 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         config: Config,
         me: V,
         my_record: Peer,
-        bootstrappers: Vec<(V, SocketAddr)>,
+        bootstrappers: Vec<(V, Address)>,
         mut verifier: C,
     ) -> Result<Self, Error> {
         let sig = my_record.signature.ok_or(Error::MissingSignature)?;
         if &sig.public_key[..] != me.as_bytes() {
             return Err(Error::NotMyKey);
         }
-        let socket = decode_socket(&my_record.socket).map_err(Error::MalformedSocket)?;
+        let address = decode_address(&my_record.socket).map_err(Error::MalformedSocket)?;
         let my_record = verifier.verify(
             &config.namespace,
             &me,
-            socket,
+            &address,
             my_record.timestamp,
             &sig.signature,
         )?;
@@ -643,7 +646,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// as if it had been given to [`Tracker::new`]. Returns `false` (and changes nothing) for
     /// our own key or a key that is already a bootstrapper; the list therefore never holds a
     /// key twice.
-    pub fn add_bootstrapper(&mut self, key: V, addr: SocketAddr) -> bool {
+    pub fn add_bootstrapper(&mut self, key: V, addr: impl Into<Address>) -> bool {
+        let addr = addr.into();
         if key == self.me || self.boots.iter().any(|b| b.key == key) {
             return false;
         }
@@ -900,8 +904,12 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             }
             return Err(Error::UnauthorizedSigner);
         };
-        let socket = decode_socket(&peer.socket).map_err(Error::MalformedSocket)?;
-        if Some(u) != self.self_slot {
+        let address = decode_address(&peer.socket).map_err(Error::MalformedSocket)?;
+        // A host name's addresses are known only when it is resolved: the driver checks them
+        // against the same policy at each dial (`crate::host::select_targets`).
+        if Some(u) != self.self_slot
+            && let Address::Socket(socket) = address
+        {
             self.config
                 .address_policy
                 .check(&socket)
@@ -927,7 +935,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             u,
             RecordCandidate {
                 key: self.union[u].clone(),
-                socket,
+                address,
                 timestamp: peer.timestamp,
                 signature: sig.signature,
             },
@@ -942,7 +950,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         let same_address = slot
             .record
             .as_ref()
-            .is_some_and(|old| old.socket() == record.socket());
+            .is_some_and(|old| old.address() == record.address());
         slot.record = Some(record);
         slot.flags &= !(STALE | SUSPECT);
         if !same_address {
@@ -962,7 +970,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         let record = self.verifier.verify(
             &self.config.namespace,
             &c.key,
-            c.socket,
+            &c.address,
             c.timestamp,
             &c.signature,
         )?;
@@ -978,14 +986,15 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     pub fn update_my_address<S: Signer<PublicKey = V>>(
         &mut self,
         signer: &S,
-        socket: SocketAddr,
+        address: impl Into<Address>,
         now_ms: u64,
     ) -> Result<Peer, Error> {
         if signer.public_key() != self.me {
             return Err(Error::NotMyKey);
         }
+        let address = address.into();
         let timestamp = now_ms.max(self.my_record.timestamp().saturating_add(1));
-        let peer = sign_record(signer, &self.config.namespace, socket, timestamp);
+        let peer = sign_record_for(signer, &self.config.namespace, &address, timestamp);
         let signature = peer
             .signature
             .as_ref()
@@ -994,7 +1003,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         self.my_record = DirectVerifier.verify(
             &self.config.namespace,
             &self.me,
-            socket,
+            &address,
             timestamp,
             &signature,
         )?;
@@ -1013,13 +1022,18 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// `stale_redial_interval`), then bootstrappers (at the address of
     /// their newest known record, else the configured one). Each returned peer counts as being
     /// dialed until [`Tracker::handle_connected`] or [`Tracker::handle_dial_failed`].
-    pub fn poll_dials(&mut self, now_ms: u64) -> Vec<(V, SocketAddr)> {
+    ///
+    /// An address may be a host name ([`Address::Host`]): the driver resolves it for this
+    /// dial, checks what it resolves to against the address policy
+    /// ([`crate::host::select_targets`]), and reports a name that does not resolve, resolves
+    /// too slowly or only to refused addresses as a failed dial.
+    pub fn poll_dials(&mut self, now_ms: u64) -> Vec<(V, Address)> {
         self.poll_dials_at_most(now_ms, usize::MAX)
     }
 
     /// Like [`Tracker::poll_dials`], returning at most `max` dials (the others stay due and
     /// come in a later call).
-    pub fn poll_dials_at_most(&mut self, now_ms: u64, max: usize) -> Vec<(V, SocketAddr)> {
+    pub fn poll_dials_at_most(&mut self, now_ms: u64, max: usize) -> Vec<(V, Address)> {
         let stale_ms = ms(self.config.stale_redial_interval);
         let mut out = Vec::new();
         // The walk over every slot is skipped while no slot can be due: a node in a large,
@@ -1050,8 +1064,11 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                     break;
                 }
                 let addr = match &slot.record {
-                    Some(record) => Some(record.socket()),
-                    None => self.addresses.get(&self.union[u]).copied(),
+                    Some(record) => Some(record.address().clone()),
+                    None => self
+                        .addresses
+                        .get(&self.union[u])
+                        .map(|a| Address::from(*a)),
                 };
                 if let Some(addr) = addr {
                     slot.flags |= DIALING;
@@ -1079,9 +1096,9 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                     slot.record
                         .as_ref()
                         .filter(|_| slot.flags & STALE == 0 && boot.failures % 2 == 0)
-                        .map(|r| r.socket())
+                        .map(|r| r.address().clone())
                 })
-                .unwrap_or(boot.addr);
+                .unwrap_or_else(|| boot.addr.clone());
             out.push((boot.key.clone(), addr));
         }
         self.poll_observer_dials(now_ms, max, &mut out);

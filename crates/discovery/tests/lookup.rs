@@ -5,7 +5,8 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use p2p_discovery::{
-    AddressPolicy, AddressRefusal, AddressUpdate, Config, Error, Mode, Tracker, sign_record,
+    Address, AddressPolicy, AddressRefusal, AddressUpdate, Config, Error, Mode, Tracker,
+    sign_record,
 };
 use p2p_identity::{Signer, Verifier, ed25519};
 use p2p_proto::{BitVec, Peer, Peers};
@@ -62,8 +63,13 @@ fn lookup_tracker() -> Tracker<Key> {
     t
 }
 
+/// Dials due at `now` (every lookup-mode address is a socket).
 fn dials(t: &mut Tracker<Key>, now: u64) -> Vec<(Key, SocketAddr)> {
-    let mut d = t.poll_dials(now);
+    let mut d: Vec<(Key, SocketAddr)> = t
+        .poll_dials(now)
+        .into_iter()
+        .map(|(k, a)| (k, socket_of(a)))
+        .collect();
     d.sort();
     d
 }
@@ -72,7 +78,14 @@ fn dial_of(t: &mut Tracker<Key>, now: u64, k: &Key) -> Option<SocketAddr> {
     t.poll_dials(now)
         .into_iter()
         .find(|(d, _)| d == k)
-        .map(|(_, a)| a)
+        .map(|(_, a)| socket_of(a))
+}
+
+fn socket_of(a: Address) -> SocketAddr {
+    match a {
+        Address::Socket(s) => s,
+        other => panic!("a lookup-mode dial to a host name: {other}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,7 +416,7 @@ fn observers_are_never_gossiped_nor_feed_records() {
     let err = t.handle_peers(&key(10), peers, NOW).unwrap_err();
     assert_eq!(err, Error::ObserverRecords { records: 2 });
     assert!(!err.is_fatal());
-    assert_eq!(t.record(&key(2)).unwrap().socket(), addr(1002));
+    assert_eq!(t.record(&key(2)).unwrap().socket(), Some(addr(1002)));
     // A validator relaying an observer's record: dropped as an unauthorized signer.
     let outcome = t
         .handle_peers(

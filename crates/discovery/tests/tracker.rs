@@ -141,7 +141,7 @@ fn rotation_forgets_old_sets_and_evicts() {
         &signer(0),
         addr(1000),
         NOW,
-        vec![(key(9), addr(9))],
+        vec![(key(9), addr(9).into())],
     )
     .unwrap();
     t.handle_peer_set(1, keys(&[0, 1, 2, 9])).unwrap();
@@ -177,7 +177,7 @@ fn records_survive_rotation_for_keys_that_stay() {
         .unwrap();
     t.handle_peer_set(2, keys(&[1, 5])).unwrap();
     t.handle_peer_set(3, keys(&[1, 6])).unwrap();
-    assert_eq!(t.record(&key(1)).unwrap().socket(), addr(2001));
+    assert_eq!(t.record(&key(1)).unwrap().socket(), Some(addr(2001)));
     let bv = t.bit_vec(3).unwrap();
     assert_eq!(bv.bits[0], 1 << pos(&[1, 6], 1));
 }
@@ -210,7 +210,7 @@ fn bit(t: &mut Tracker<Key>, p: usize) -> bool {
 /// `max_failed_dials`: its address is then stale); returns the time 1010 ms after the last.
 fn fail_key_2_until_stale(t: &mut Tracker<Key>, r: &mut ChaCha8Rng, mut now: u64) -> u64 {
     for _ in 0..3 {
-        assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+        assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
         t.handle_dial_failed(&key(2), now, r).unwrap();
         now += 1_010;
     }
@@ -447,7 +447,7 @@ fn record_validation() {
             }
         ]
     );
-    assert_eq!(t.record(&key(2)).unwrap().socket(), addr(2002));
+    assert_eq!(t.record(&key(2)).unwrap().socket(), Some(addr(2002)));
     assert!(t.record(&key(3)).is_none());
 }
 
@@ -492,12 +492,12 @@ fn newer_records_replace_older_are_ignored() {
     forged.signature.as_mut().unwrap().signature = Bytes::from(vec![0u8; 64]);
     let o = t.handle_peers(&from, one(forged), NOW).unwrap();
     assert_eq!(o.ignored, 1);
-    assert_eq!(t.record(&key(2)).unwrap().socket(), addr(2000));
+    assert_eq!(t.record(&key(2)).unwrap().socket(), Some(addr(2000)));
     let o = t
         .handle_peers(&from, one(record(2, 2001, NOW + 1)), NOW)
         .unwrap();
     assert_eq!(o.accepted, 1);
-    assert_eq!(t.record(&key(2)).unwrap().socket(), addr(2001));
+    assert_eq!(t.record(&key(2)).unwrap().socket(), Some(addr(2001)));
     // Records about ourselves never replace our own.
     let o = t
         .handle_peers(&from, one(record(0, 3000, NOW + 10)), NOW)
@@ -527,7 +527,7 @@ fn update_my_address() {
         .handle_peers(&key(0), one(record(0, 1000, NOW)), NOW)
         .unwrap();
     other.handle_peers(&key(0), one(p), NOW).unwrap();
-    assert_eq!(other.record(&key(0)).unwrap().socket(), addr(1001));
+    assert_eq!(other.record(&key(0)).unwrap().socket(), Some(addr(1001)));
 }
 
 #[test]
@@ -563,7 +563,7 @@ fn dials_known_unconnected_peers_once() {
     t.handle_peers(&key(1), one(record(3, 2003, NOW)), NOW)
         .unwrap();
     t.handle_connected(&key(3), false).unwrap();
-    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002).into())]);
     // In flight: not returned again.
     assert!(t.poll_dials(NOW + 10_000).is_empty());
     t.handle_connected(&key(2), true).unwrap();
@@ -571,7 +571,7 @@ fn dials_known_unconnected_peers_once() {
     // Disconnected: redialed after the base backoff (+ jitter < 10 ms).
     t.handle_disconnected(&key(2), NOW, &mut rng()).unwrap();
     assert!(t.poll_dials(NOW + 99).is_empty());
-    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002).into())]);
 }
 
 /// The first failed dial clears the bit (`unknown_after_failed_dials` = 1 in every preset), so
@@ -591,7 +591,7 @@ fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stal
     // Failures 1 and 2: delays 100 ms and 200 ms (+ < 10 ms jitter); the bit is 0 from the
     // first failure on, but the address is still dialed.
     for delay in [100, 200] {
-        assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+        assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
         t.handle_dial_failed(&key(2), now, &mut r).unwrap();
         assert!(!bit(&mut t));
         assert!(t.poll_dials(now + delay - 1).is_empty());
@@ -617,7 +617,7 @@ fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stal
     assert_eq!(o.ignored, 1);
     assert!(!bit(&mut t));
     // Third failure: the address is stale (bit 0, not dialed, not gossiped).
-    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
     t.handle_dial_failed(&key(2), now, &mut r).unwrap();
     assert!(!bit(&mut t));
     assert!(t.record(&key(2)).is_none());
@@ -645,7 +645,7 @@ fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stal
     t.handle_peers(&key(1), one(record(2, 2012, NOW + 1)), now)
         .unwrap();
     assert!(bit(&mut t));
-    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2012))]);
+    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2012).into())]);
 }
 
 /// With `unknown_after_failed_dials` equal to `max_failed_dials`, the bit stays 1 until the
@@ -662,10 +662,10 @@ fn the_bit_clears_after_the_configured_number_of_failures_and_a_connection_sets_
         .unwrap();
     let p2 = pos(&ids, 2);
     let mut r = rng();
-    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002).into())]);
     t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
     assert!(bit(&mut t, p2));
-    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002).into())]);
     t.handle_dial_failed(&key(2), NOW + 110, &mut r).unwrap();
     assert!(!bit(&mut t, p2));
     assert_eq!(t.stats()[0].known, t.stats_uncached()[0].known);
@@ -690,20 +690,20 @@ fn a_stale_address_is_retried_once_per_stale_interval_and_revived_by_a_connectio
     let stale = 600_000;
     assert!(t.poll_dials(now - 1_010 + stale + 399).is_empty());
     now = now - 1_010 + stale + 410;
-    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
     // The retry fails: stale still, next retry one more interval (after 800 ms of backoff).
     t.handle_dial_failed(&key(2), now, &mut r).unwrap();
     assert!(!bit(&mut t, p2));
     assert!(t.poll_dials(now + stale + 799).is_empty());
     now += stale + 810;
-    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
     // The retry connects: the address is proven, the bit is back and the record is gossiped.
     t.handle_connected(&key(2), true).unwrap();
     assert!(bit(&mut t, p2));
-    assert_eq!(t.record(&key(2)).map(|r| r.socket()), Some(addr(2002)));
+    assert_eq!(t.record(&key(2)).and_then(|r| r.socket()), Some(addr(2002)));
     // After a disconnection it is redialed at the base backoff, not the stale interval.
     t.handle_disconnected(&key(2), now, &mut r).unwrap();
-    assert_eq!(t.poll_dials(now + 110), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(now + 110), vec![(key(2), addr(2002).into())]);
 }
 
 /// An inbound connection from a peer with a stale address proves nothing about that address:
@@ -743,17 +743,21 @@ fn bootstrappers_always_dialed_never_stale() {
         &signer(0),
         addr(1000),
         NOW,
-        vec![(key(5), addr(5005)), (key(0), addr(1)), (key(5), addr(1))],
+        vec![
+            (key(5), addr(5005).into()),
+            (key(0), addr(1).into()),
+            (key(5), addr(1).into()),
+        ],
     )
     .unwrap();
     // No peer set needed; ourselves and duplicates dropped.
-    assert_eq!(t.poll_dials(NOW), vec![(key(5), addr(5005))]);
+    assert_eq!(t.poll_dials(NOW), vec![(key(5), addr(5005).into())]);
     let mut r = rng();
     let mut now = NOW;
     for _ in 0..10 {
         t.handle_dial_failed(&key(5), now, &mut r).unwrap();
         now += 1_010;
-        assert_eq!(t.poll_dials(now), vec![(key(5), addr(5005))]);
+        assert_eq!(t.poll_dials(now), vec![(key(5), addr(5005).into())]);
     }
     t.handle_connected(&key(5), true).unwrap();
     assert!(t.is_connected(&key(5)));
@@ -978,8 +982,8 @@ fn refused_newer_record_keeps_the_stored_one() {
         .handle_peers(&key(1), one(sign_record(&signer(2), NS, bad, NOW + 1)), NOW)
         .unwrap();
     assert_eq!(o.accepted, 0);
-    assert_eq!(t.record(&key(2)).unwrap().socket(), good);
-    assert_eq!(t.poll_dials(NOW), vec![(key(2), good)]);
+    assert_eq!(t.record(&key(2)).unwrap().socket(), Some(good));
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), good.into())]);
 }
 
 #[test]
@@ -988,7 +992,7 @@ fn newer_record_with_the_same_address_keeps_the_backoff() {
     let mut r = rng();
     t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
         .unwrap();
-    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002).into())]);
     t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
     // A re-signed record of the same address (a newer timestamp) does not make the address
     // due again: the first redial is still 100 ms (+ < 10 ms jitter) after the failure.
@@ -998,13 +1002,16 @@ fn newer_record_with_the_same_address_keeps_the_backoff() {
     assert_eq!(o.accepted, 1);
     assert!(t.poll_dials(NOW + 1).is_empty(), "backoff was reset");
     assert!(t.poll_dials(NOW + 99).is_empty());
-    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002).into())]);
     // The failure count is kept too: the second failure doubles the delay (200 ms).
     t.handle_dial_failed(&key(2), NOW + 110, &mut r).unwrap();
     t.handle_peers(&key(1), one(record(2, 2002, NOW + 2)), NOW + 110)
         .unwrap();
     assert!(t.poll_dials(NOW + 110 + 199).is_empty());
-    assert_eq!(t.poll_dials(NOW + 110 + 210), vec![(key(2), addr(2002))]);
+    assert_eq!(
+        t.poll_dials(NOW + 110 + 210),
+        vec![(key(2), addr(2002).into())]
+    );
     // Third failure: stale. A newer record of the same address revives the bit, but one more
     // failure makes it stale again at once (the count was not reset).
     t.handle_dial_failed(&key(2), NOW + 320, &mut r).unwrap();
@@ -1016,7 +1023,10 @@ fn newer_record_with_the_same_address_keeps_the_backoff() {
         t.poll_dials(NOW + 320 + 399).is_empty(),
         "backoff was reset"
     );
-    assert_eq!(t.poll_dials(NOW + 320 + 410), vec![(key(2), addr(2002))]);
+    assert_eq!(
+        t.poll_dials(NOW + 320 + 410),
+        vec![(key(2), addr(2002).into())]
+    );
     t.handle_dial_failed(&key(2), NOW + 730, &mut r).unwrap();
     assert!(t.record(&key(2)).is_none());
 }
@@ -1027,14 +1037,17 @@ fn newer_record_with_a_new_address_resets_the_backoff() {
     let mut r = rng();
     t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
         .unwrap();
-    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002).into())]);
     t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
     t.handle_peers(&key(1), one(record(2, 2003, NOW + 1)), NOW + 1)
         .unwrap();
-    assert_eq!(t.poll_dials(NOW + 1), vec![(key(2), addr(2003))]);
+    assert_eq!(t.poll_dials(NOW + 1), vec![(key(2), addr(2003).into())]);
     // And the count starts again: the next failure waits the base delay only.
     t.handle_dial_failed(&key(2), NOW + 1, &mut r).unwrap();
-    assert_eq!(t.poll_dials(NOW + 1 + 110), vec![(key(2), addr(2003))]);
+    assert_eq!(
+        t.poll_dials(NOW + 1 + 110),
+        vec![(key(2), addr(2003).into())]
+    );
 }
 
 /// `handle_dial_now` (an unblock) makes a backed-off peer due at once and restarts its failure
@@ -1049,7 +1062,7 @@ fn dial_now_resets_the_backoff_but_not_a_stale_mark() {
     t.handle_dial_failed(&key(2), NOW + 110, &mut r).unwrap();
     assert!(t.poll_dials(NOW + 111).is_empty(), "backed off 200 ms");
     t.handle_dial_now(&key(2)).unwrap();
-    assert_eq!(t.poll_dials(NOW + 111), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(NOW + 111), vec![(key(2), addr(2002).into())]);
     // The count restarted: the next failure waits the base delay (100 ms), not 400 ms.
     t.handle_dial_failed(&key(2), NOW + 111, &mut r).unwrap();
     assert!(t.poll_dials(NOW + 111 + 99).is_empty());
@@ -1066,7 +1079,7 @@ fn dial_now_resets_the_backoff_but_not_a_stale_mark() {
     assert!(t.poll_dials(now).is_empty());
     t.handle_dial_now(&key(2)).unwrap();
     assert!(!bit(&mut t, p2));
-    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
     t.handle_dial_failed(&key(2), now, &mut r).unwrap();
     assert!(t.poll_dials(now + 600_000 + 99).is_empty());
     assert_eq!(t.poll_dials(now + 600_000 + 110).len(), 1);
@@ -1081,7 +1094,7 @@ fn an_added_bootstrapper_takes_over_a_tracked_keys_dials_without_doubling_them()
     // Key 2 has a record: it is being dialed when it becomes a bootstrapper.
     t.handle_peers(&key(1), one(record(2, 2002, NOW)), NOW)
         .unwrap();
-    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002))]);
+    assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002).into())]);
     assert!(t.add_bootstrapper(key(2), addr(3002)));
     assert!(!t.add_bootstrapper(key(2), addr(3003)), "a key twice");
     assert!(!t.add_bootstrapper(key(0), addr(3000)), "ourselves");
@@ -1092,10 +1105,10 @@ fn an_added_bootstrapper_takes_over_a_tracked_keys_dials_without_doubling_them()
     t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
     // Key 1 (no record) is dialed at the added address only.
     assert!(t.add_bootstrapper(key(1), addr(3001)));
-    let mut dials = t.poll_dials(NOW + 60_000);
+    let mut dials: Vec<(_, p2p_discovery::Address)> = t.poll_dials(NOW + 60_000);
     dials.sort();
     // Key 2 failed once: as any bootstrapper, it alternates to its configured address.
-    let mut expected = vec![(key(1), addr(3001)), (key(2), addr(3002))];
+    let mut expected = vec![(key(1), addr(3001).into()), (key(2), addr(3002).into())];
     expected.sort();
     assert_eq!(dials, expected, "each key once");
     // A bootstrapper stays authorized after its set is gone.

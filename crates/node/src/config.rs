@@ -132,6 +132,15 @@ pub enum FieldError {
     /// The value must not be empty.
     #[error("must not be empty")]
     Empty,
+    /// The value is not a valid DNS host name (see `p2p::HostName` for the rules).
+    #[error("bad host name {value:?}: {source}")]
+    BadHostName {
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        #[source]
+        source: p2p::HostError,
+    },
     /// The log filter is not a valid `tracing_subscriber::EnvFilter` directive.
     #[error("bad log filter {value:?}: {reason}")]
     BadLogFilter {
@@ -156,6 +165,8 @@ struct RawConfig {
     key_file: PathBuf,
     listen: String,
     external: String,
+    #[serde(default)]
+    external_host: Option<String>,
     namespace: String,
     peers: Vec<String>,
     #[serde(default)]
@@ -260,6 +271,9 @@ pub struct NodeConfig {
     /// Address other peers dial (advertised in this node's signed peer record); port 0 stands
     /// for the port the listener bound.
     pub external: SocketAddr,
+    /// A DNS name advertised in the signed peer record instead of `external`'s IP (with
+    /// `external`'s port), resolved by peers at every dial: for hosts whose IP changes.
+    pub external_host: Option<p2p::HostName>,
     /// Network namespace (chain id); must match on every peer.
     pub namespace: String,
     /// Peers dialed first to join the network.
@@ -309,6 +323,18 @@ impl RawConfig {
 
         let listen = parse_addr("listen", &self.listen, false)?;
         let external = parse_addr("external", &self.external, true)?;
+        let external_host = match &self.external_host {
+            None => None,
+            Some(value) => Some(p2p::HostName::parse(value).map_err(|source| {
+                field_err(
+                    "external_host",
+                    FieldError::BadHostName {
+                        value: value.clone(),
+                        source,
+                    },
+                )
+            })?),
+        };
 
         if self.namespace.is_empty() {
             return Err(field_err("namespace", FieldError::Empty));
@@ -418,6 +444,7 @@ impl RawConfig {
             identity,
             listen,
             external,
+            external_host,
             namespace: self.namespace,
             bootstrappers,
             preset,

@@ -96,6 +96,7 @@ impl NodeMetrics {
 struct Common {
     listen: SocketAddr,
     external: SocketAddr,
+    external_host: Option<p2p::HostName>,
     namespace: String,
     bootstrappers: Vec<PeerUrl>,
     preset: Preset,
@@ -109,6 +110,7 @@ pub async fn run(config: NodeConfig) -> Result<(), RunError> {
     let common = Common {
         listen: config.listen,
         external: config.external,
+        external_host: config.external_host,
         namespace: config.namespace,
         bootstrappers: config.bootstrappers,
         preset: config.preset,
@@ -145,6 +147,8 @@ async fn run_with<S: Signer>(keyed: Keyed<S>, common: Common) -> Result<(), RunE
             common.bootstrappers,
         ),
     };
+    let mut config = config;
+    config.dialable_host = common.external_host.clone();
     let (mut network, oracle) =
         p2p::Network::new(config, &mut registry).map_err(|e| RunError::Network(e.to_string()))?;
     oracle
@@ -192,7 +196,10 @@ async fn run_with<S: Signer>(keyed: Keyed<S>, common: Common) -> Result<(), RunE
     if external.port() == 0 {
         external.set_port(local.port());
     }
-    let url = PeerUrl::new(&me, external);
+    let mut url = PeerUrl::new(&me, external);
+    if let Some(name) = &common.external_host {
+        url.host = p2p_identity::Host::Dns(name.to_string());
+    }
     tracing::info!(
         listen = %local,
         external = %external,

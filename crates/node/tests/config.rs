@@ -386,3 +386,42 @@ fn messages_name_field_and_problem() {
     );
     assert!(err.ends_with("peer URL address has no port"), "{err}");
 }
+
+#[test]
+fn external_host_names_the_record_address_and_refuses_bad_names() {
+    assert_eq!(load("valid.toml").unwrap().external_host, None);
+    let with = |value: &str| {
+        valid_text().replace(
+            "external = \"127.0.0.1:30301\"",
+            &format!("external = \"127.0.0.1:30301\"\nexternal_host = {value:?}"),
+        )
+    };
+    let cfg = parse(&with("Validator1.Example.com")).unwrap();
+    assert_eq!(
+        cfg.external_host.map(|h| h.to_string()).as_deref(),
+        Some("validator1.example.com")
+    );
+    for (bad, why) in [
+        ("", p2p::HostError::Empty),
+        ("127.0.0.1", p2p::HostError::NumericName),
+        (
+            "bad_name.com",
+            p2p::HostError::InvalidByte {
+                byte: b'_',
+                offset: 3,
+            },
+        ),
+        ("a..b", p2p::HostError::EmptyLabel),
+    ] {
+        match parse(&with(bad)) {
+            Err(ConfigError::Field {
+                field,
+                problem: FieldError::BadHostName { source, .. },
+            }) => {
+                assert_eq!(field, "external_host");
+                assert_eq!(source, why, "{bad:?}");
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+}

@@ -12,7 +12,10 @@ pub const PROTOCOL_MAJOR: u32 = 1;
 /// Protocol minor version. Minor 1 adds batch frames (several whole small messages in one
 /// sealed frame, `docs/protocol.md`, "Batch frames"): a node sends them only to peers that
 /// announced minor [`p2p_session::BATCH_MINOR`] or later, and accepts them from anyone.
-pub const PROTOCOL_MINOR: u32 = p2p_session::BATCH_MINOR;
+/// Minor 2 adds peer records whose address is a host name (`docs/protocol.md`, "Host-name
+/// records"): a node sends such records only to peers that announced minor
+/// [`p2p_session::HOST_MINOR`] or later (older ones would close the connection).
+pub const PROTOCOL_MINOR: u32 = p2p_session::HOST_MINOR;
 
 /// Configuration of a [`crate::Network`].
 ///
@@ -30,11 +33,19 @@ pub struct Config<S: Signer> {
     /// Address other peers should dial (advertised in this node's signed record). A port of 0
     /// means "the port the listener actually bound".
     pub dialable: SocketAddr,
+    /// A DNS name to advertise instead of `dialable`'s IP: the signed record then says
+    /// `<dialable_host>:<dialable's port>` (the bound port if 0), and peers resolve the name
+    /// at each dial, so the node stays reachable when its IP changes. Peers of protocol minor
+    /// 1 or older cannot decode such a record and are not sent it (they learn no address for
+    /// this node from it; they can still be dialed by it, and dial it as a bootstrapper).
+    /// `None` in every preset.
+    pub dialable_host: Option<p2p_discovery::HostName>,
     /// Peers to dial first (`<key-hex>@<host>:<port>`), authorized even outside tracked peer
     /// sets. A URL may name the peer id instead of the key (`<peer-id-hex>@<host>:<port>`):
     /// it is matched against the keys of the tracked sets when dials are planned, and is
     /// not dialed (a warning and `p2p_unresolved_bootstrappers` say so) while no tracked key
-    /// has that id. DNS names are resolved once, at [`crate::Network::new`].
+    /// has that id. A DNS name is kept as a name and resolved at every dial of that
+    /// bootstrapper (see `resolver`); [`crate::Network::new`] only checks its syntax.
     pub bootstrappers: Vec<PeerUrl>,
     /// Handshake settings: namespace (**must match**), timestamp window, deadline, and the
     /// largest frame (**must match**).
@@ -84,8 +95,19 @@ pub struct Config<S: Signer> {
     pub idle_timeout: Duration,
     /// Interval at which the dialer asks discovery whom to dial.
     pub dial_interval: Duration,
-    /// TCP connect timeout of one dial.
+    /// TCP connect timeout of one dial (for a host name: of all the addresses it resolved to,
+    /// tried in order, together; after the resolution).
     pub connect_timeout: Duration,
+    /// How long the resolution of a host name may take at each dial (a bootstrapper's, or a
+    /// peer's whose record names a host). A name that does not resolve in time, fails to
+    /// resolve, or resolves only to addresses the discovery address policy refuses is a
+    /// failed dial (backoff, failure count, staleness as for a refused connect), counted in
+    /// `p2p_resolutions_total`.
+    pub resolve_timeout: Duration,
+    /// Resolves host names at dial time: [`crate::Resolver::system`] in every preset (the
+    /// system resolver: `/etc/hosts`, then DNS). Tests and applications with their own name
+    /// service can plug in another ([`crate::Resolver::new`]).
+    pub resolver: crate::Resolver,
     /// Bytes the writer gathers into one write syscall before writing.
     pub write_batch_bytes: NonZeroUsize,
     /// Largest plaintext of a batch frame: when several small messages for one peer are
@@ -142,7 +164,7 @@ impl std::fmt::Debug for LinkFilter {
 
 impl<S: Signer> Config<S> {
     /// Conservative settings for production networks: 1 MiB frames, 5 s handshake deadline,
-    /// pings every 5 s, 30 handshakes per IP per minute, blocks for one hour, 1024 buffered
+    /// 5 s to resolve a host name, pings every 5 s, 30 handshakes per IP per minute, blocks for one hour, 1024 buffered
     /// connection events per subscriber; peer records advertising loopback addresses are
     /// dropped (private ranges are accepted).
     pub fn recommended(
@@ -159,6 +181,7 @@ impl<S: Signer> Config<S> {
             signer,
             listen,
             dialable,
+            dialable_host: None,
             bootstrappers,
             handshake,
             discovery: p2p_discovery::Config::recommended(namespace.to_vec()),
@@ -176,6 +199,8 @@ impl<S: Signer> Config<S> {
             idle_timeout: Duration::from_secs(30),
             dial_interval: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
+            resolve_timeout: Duration::from_secs(5),
+            resolver: crate::Resolver::system(),
             write_batch_bytes: nz(256 * 1024),
             coalesce_limit: p2p_session::DEFAULT_COALESCE_LIMIT,
             shutdown_flush: Duration::from_secs(2),
@@ -187,8 +212,8 @@ impl<S: Signer> Config<S> {
     }
 
     /// Fast timers and generous limits for local clusters and tests (discovery's `local` preset:
-    /// loopback addresses accepted in peer records; blocks for one minute, 256 buffered
-    /// connection events). Never for production: short timeouts and high handshake rates make
+    /// loopback addresses accepted in peer records and as resolved host names; 1 s to resolve
+    /// a host name; blocks for one minute, 256 buffered connection events). Never for production: short timeouts and high handshake rates make
     /// a node easier to flood.
     pub fn aggressive(
         signer: S,
@@ -212,6 +237,7 @@ impl<S: Signer> Config<S> {
             write_timeout: Duration::from_secs(5),
             dial_interval: Duration::from_millis(50),
             connect_timeout: Duration::from_secs(2),
+            resolve_timeout: Duration::from_secs(1),
             shutdown_flush: Duration::from_millis(500),
             block_duration: Duration::from_secs(60),
             event_capacity: nz(256),

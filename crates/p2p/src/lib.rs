@@ -55,16 +55,19 @@ mod events;
 mod metrics;
 mod network;
 mod peer;
+mod resolve;
 mod roles;
 
 pub use config::{Config, LinkFilter, PROTOCOL_MAJOR, PROTOCOL_MINOR};
 pub use events::{Events, EventsError};
 pub use governor::Quota;
 pub use network::{Channel, Error, Network, Oracle};
+pub use p2p_discovery::{Address, HostError, HostName};
 pub use p2p_discovery::{AddressUpdate, LookupOutcome, Mode as DiscoveryMode};
 pub use p2p_mux::WaitForRoom;
 pub use p2p_mux::{MuxError, Priority, Receiver, Recipients, Role, SendReport, Sender};
 pub use p2p_session::{DialNowError, Direction, PeerEvent, PeerEventKind};
+pub use resolve::{Resolve, ResolveFuture, Resolver, SystemResolver};
 
 pub use p2p_cipher as cipher;
 pub use p2p_discovery as discovery;

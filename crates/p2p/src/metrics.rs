@@ -72,6 +72,8 @@ pub(crate) struct Metrics {
     pub(crate) observers_connected: Gauge,
     /// Peer records dropped whole without a check (lookup mode, or sent by an observer).
     pub(crate) records_ignored: Family<IgnoredLabel, Counter>,
+    /// Host-name resolutions at dial time, by outcome.
+    pub(crate) resolutions: Family<crate::resolve::ResolutionLabel, Counter>,
 }
 
 /// Label: why records were ignored (`lookup_mode`, `observer`).
@@ -166,6 +168,11 @@ impl Metrics {
             "unresolved_bootstrappers",
             "Bootstrappers given by peer id that no key of the tracked sets matches",
             self.unresolved_bootstrappers.clone(),
+        );
+        registry.register(
+            "resolutions",
+            "Host-name resolutions at dial time, by result (ok, failed, timeout, refused)",
+            self.resolutions.clone(),
         );
     }
 }

@@ -1,16 +1,17 @@
 //! `Network` (the running node) and `Oracle` (its control handle).
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
+use std::num::NonZeroU16;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use p2p_discovery::Tracker;
-use p2p_identity::{PeerUrl, Signer, Verifier};
+use p2p_discovery::{Address, HostError, HostName, Tracker};
+use p2p_identity::{Host, PeerUrl, Signer, Verifier};
 use p2p_mux::{Mux, Receiver, Sender};
 use p2p_session::{DialNowError, Manager, ManagerConfig, PeerEvent, SessionConfig};
 use prometheus_client::registry::Registry;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -44,9 +45,15 @@ pub enum Error {
         /// Why the key is invalid.
         source: p2p_identity::KeyError,
     },
-    /// A bootstrapper's host name did not resolve.
-    #[error("bootstrapper {0}: host name did not resolve")]
-    BootstrapperUnresolved(PeerUrl),
+    /// A bootstrapper's host name is not a valid host name (it is resolved only at dial
+    /// time; see [`HostName`] for the syntax).
+    #[error("bootstrapper {url}: {source}")]
+    BootstrapperHost {
+        /// The URL.
+        url: PeerUrl,
+        /// Why the name is refused.
+        source: HostError,
+    },
     /// The layer configurations disagree (namespace or frame size).
     #[error("inconsistent configuration: {0}")]
     Config(&'static str),
@@ -80,6 +87,9 @@ pub(crate) struct Shared<S: Signer> {
     pub(crate) handshake: p2p_handshake::Config,
     pub(crate) session: SessionConfig,
     pub(crate) connect_timeout: Duration,
+    pub(crate) resolve_timeout: Duration,
+    pub(crate) resolver: crate::Resolver,
+    pub(crate) address_policy: p2p_discovery::AddressPolicy,
     pub(crate) link_filter: Option<crate::config::LinkFilter>,
     pub(crate) dial_interval: Duration,
     pub(crate) write_batch_bytes: usize,
@@ -223,6 +233,14 @@ impl<S: Signer> Network<S> {
         if dialable.port() == 0 {
             dialable.set_port(local_addr.port());
         }
+        let dialable = match config.dialable_host {
+            None => Address::Socket(dialable),
+            Some(name) => Address::host(
+                name,
+                NonZeroU16::new(dialable.port())
+                    .ok_or(Error::Config("the listener bound port 0"))?,
+            ),
+        };
         let mut bootstrappers = Vec::with_capacity(config.bootstrappers.len());
         let mut id_bootstrappers = Vec::new();
         for url in &config.bootstrappers {
@@ -235,14 +253,7 @@ impl<S: Signer> Network<S> {
                     });
                 }
             };
-            let addr = match url.socket_addr() {
-                Some(addr) => addr,
-                None => (url.host.to_string().as_str(), url.port)
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut addrs| addrs.next())
-                    .ok_or_else(|| Error::BootstrapperUnresolved(url.clone()))?,
-            };
+            let addr = bootstrapper_address(url)?;
             match key {
                 Some(key) => bootstrappers.push((key, addr)),
                 // Only an id: matched against the tracked keys at dial time.
@@ -255,6 +266,7 @@ impl<S: Signer> Network<S> {
             config.idle_timeout,
         );
         session.coalesce_limit = config.coalesce_limit;
+        let address_policy = config.discovery.address_policy;
         let tracker = Tracker::with_signer(
             config.discovery,
             &config.signer,
@@ -292,6 +304,9 @@ impl<S: Signer> Network<S> {
             handshake: config.handshake,
             session,
             connect_timeout: config.connect_timeout,
+            resolve_timeout: config.resolve_timeout,
+            resolver: config.resolver,
+            address_policy,
             link_filter: config.insecure_link_filter_for_testing.clone(),
             dial_interval: config.dial_interval,
             write_batch_bytes: config.write_batch_bytes.get(),
@@ -500,7 +515,7 @@ async fn dial_loop<S: Signer>(ctx: Arc<peer::Ctx<S>>) {
         }
         for dial in shared.manager.poll_dials(now_ms(), &mut rand::rng()) {
             let ctx2 = Arc::clone(&ctx);
-            let addr = dial.addr;
+            let addr = dial.addr.clone();
             shared.spawn(
                 async move { dial_one(ctx2, dial).await }.instrument(info_span!("dial", %addr)),
             );
@@ -515,10 +530,23 @@ async fn dial_one<S: Signer>(ctx: Arc<peer::Ctx<S>>, dial: p2p_session::Dial<Key
         if !shared.link_up(key.as_bytes()) {
             return Err("connect_failed");
         }
-        let stream = tokio::time::timeout(shared.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| "connect_timeout")?
-            .map_err(|_| "connect_failed")?;
+        let connector = crate::resolve::Connector {
+            resolver: &shared.resolver,
+            resolve_timeout: shared.resolve_timeout,
+            connect_timeout: shared.connect_timeout,
+            policy: &shared.address_policy,
+        };
+        let stream = connector
+            .connect(&addr, |result| {
+                shared
+                    .metrics
+                    .resolutions
+                    .get_or_create(&crate::resolve::ResolutionLabel {
+                        result: result.label(),
+                    })
+                    .inc();
+            })
+            .await?;
         let _ = stream.set_nodelay(true);
         p2p_handshake::dial(stream, &shared.signer, key.clone(), &shared.handshake)
             .await
@@ -536,6 +564,23 @@ async fn dial_one<S: Signer>(ctx: Arc<peer::Ctx<S>>, dial: p2p_session::Dial<Key
             shared
                 .manager
                 .handle_dial_failed(&key, now_ms(), &mut rand::rng());
+        }
+    }
+}
+
+/// A bootstrapper URL's address: its IP, or its host name kept as a name (resolved at each
+/// dial).
+fn bootstrapper_address(url: &PeerUrl) -> Result<Address, Error> {
+    let invalid = |source| Error::BootstrapperHost {
+        url: url.clone(),
+        source,
+    };
+    match &url.host {
+        Host::Ip(ip) => Ok(Address::Socket(SocketAddr::new(*ip, url.port))),
+        Host::Dns(name) => {
+            let name = HostName::parse(name).map_err(invalid)?;
+            let port = NonZeroU16::new(url.port).ok_or(invalid(HostError::InvalidPort))?;
+            Ok(Address::host(name, port))
         }
     }
 }

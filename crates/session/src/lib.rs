@@ -98,8 +98,8 @@ pub use manager::{
     source_prefix,
 };
 pub use session::{
-    BATCH_MINOR, DEFAULT_COALESCE_LIMIT, Event, Now, OPENING_BIT_VECS, OPENING_PEERS, PeerVersion,
-    Session, SessionConfig,
+    BATCH_MINOR, DEFAULT_COALESCE_LIMIT, Event, HOST_MINOR, Now, OPENING_BIT_VECS, OPENING_PEERS,
+    PeerVersion, Session, SessionConfig,
 };
 
 /// The largest frame body (plaintext and tag) a node accepts: 16 MiB. Each connection's reader
@@ -108,14 +108,14 @@ pub const MAX_FRAME_LEN: u32 = 16 << 20;
 
 /// The longest control frame plaintext a node of scheme `V` with this discovery configuration
 /// sends or accepts: the largest of a full `Peers` message (`max_records_per_message` records
-/// with IPv6 sockets), the bit vector of the largest allowed set, and a version info with the
+/// with the longest address encoding, a host name of 251 bytes), the bit vector of the largest allowed set, and a version info with the
 /// largest allowed fields (namespace of `namespace_len` bytes). The frame size must hold it.
 pub fn largest_control_plaintext<V: Verifier>(
     discovery: &p2p_discovery::Config,
     namespace_len: usize,
 ) -> usize {
     let record = Peer {
-        socket: bytes::Bytes::from(vec![0u8; 19]),
+        socket: bytes::Bytes::from(vec![0u8; p2p_discovery::host::MAX_ADDRESS_LEN]),
         timestamp: u64::MAX,
         signature: Some(Signature {
             public_key: bytes::Bytes::from(vec![0u8; V::LEN]),

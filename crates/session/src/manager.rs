@@ -2,14 +2,14 @@
 //! evictions, behind one short-held lock.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use p2p_discovery::{
-    DirectVerifier, KeepConnection, PeersOutcome, RecordVerifier, SetStats, Tracker,
+    Address, DirectVerifier, KeepConnection, PeersOutcome, RecordVerifier, SetStats, Tracker,
     resolve_duplicate,
 };
 use p2p_handshake::Refusal;
@@ -120,13 +120,13 @@ pub const CLOSE_REPLACED: &str = "replaced";
 /// A bootstrapper given by peer id whose id matches no key of the tracked sets (reported by
 /// [`Housekeeping::unresolved`]): it is not dialed until a registered set has a key with that
 /// id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("bootstrapper {id}@{addr}: no key of the tracked peer sets has this peer id")]
 pub struct UnknownPeerId {
     /// The id from the URL.
     pub id: PeerId,
-    /// The address from the URL.
-    pub addr: SocketAddr,
+    /// The address from the URL (a socket or a host name).
+    pub addr: Address,
 }
 
 /// Why [`Manager::dial_now`] did not schedule a dial.
@@ -171,8 +171,11 @@ pub fn source_prefix(ip: IpAddr) -> IpAddr {
 pub struct Dial<V: Verifier, H, C: RecordVerifier<V> = DirectVerifier> {
     /// The key to dial (the handshake must end with it).
     pub key: V,
-    /// Where to dial it.
-    pub addr: SocketAddr,
+    /// Where to dial it: a socket, or a host name that the driver resolves for this dial
+    /// (checking the resolved addresses with `p2p_discovery::host::select_targets`); a name
+    /// that does not resolve in time or resolves only to refused addresses is reported with
+    /// [`Manager::handle_dial_failed`] like any failed dial.
+    pub addr: Address,
     /// The dial slot; dropping it frees the slot.
     pub permit: DialPermit<V, H, C>,
 }
@@ -237,7 +240,7 @@ struct Entry<H> {
 #[derive(Debug)]
 struct IdBoot {
     id: PeerId,
-    addr: SocketAddr,
+    addr: Address,
     /// Whether its failure to match was already reported for the current sets.
     reported: bool,
 }
@@ -637,7 +640,8 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
     /// once a tracked key has that id, the key becomes a bootstrapper at `addr` (always
     /// authorized, as a bootstrapper given by key); until then it is not dialed and
     /// [`Housekeeping::unresolved`] reports it. Returns `false` for an id already added.
-    pub fn add_id_bootstrapper(&self, id: PeerId, addr: SocketAddr) -> bool {
+    pub fn add_id_bootstrapper(&self, id: PeerId, addr: impl Into<Address>) -> bool {
+        let addr = addr.into();
         let mut inner = self.lock();
         if inner.id_boots.iter().any(|b| b.id == id) {
             return false;
@@ -836,7 +840,7 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
                 b.reported = true;
                 unresolved.push(UnknownPeerId {
                     id: b.id,
-                    addr: b.addr,
+                    addr: b.addr.clone(),
                 });
             }
         }
@@ -900,7 +904,7 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
             match verifier.verify(
                 &self.namespace,
                 &candidate.key,
-                candidate.socket,
+                &candidate.address,
                 candidate.timestamp,
                 &candidate.signature,
             ) {

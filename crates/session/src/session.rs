@@ -11,7 +11,7 @@ use p2p_handshake::version::{self, MAX_CHANNELS, MAX_SOFTWARE_VERSION_LEN};
 use p2p_identity::Verifier;
 use p2p_mux::{Inbound, InboundPeer};
 use p2p_proto::message::Payload;
-use p2p_proto::{Peers, VersionInfo};
+use p2p_proto::{Peer, Peers, VersionInfo};
 use rand::Rng;
 
 use crate::Error;
@@ -45,6 +45,13 @@ pub struct SessionConfig {
 /// The protocol minor version from which a peer accepts batch frames (several whole messages'
 /// chunks in one frame; `docs/protocol.md`, "Batch frames").
 pub const BATCH_MINOR: u32 = 1;
+
+/// The protocol minor version from which a peer accepts peer records whose address is a host
+/// name (`Peer.socket` tag `0x48`; `docs/protocol.md`, "Host-name records"). An older peer
+/// treats such a record as malformed and closes the connection, so none is ever sent to it:
+/// [`Session::handle_admitted`] leaves out our own record if it is one, and gossip answers to
+/// it leave them out too.
+pub const HOST_MINOR: u32 = 2;
 
 /// The default [`SessionConfig::coalesce_limit`]: 16 KiB of plaintext per batch frame.
 pub const DEFAULT_COALESCE_LIMIT: usize = 16 * 1024;
@@ -212,6 +219,12 @@ impl<V: Verifier> Session<V> {
             Some(v) if v.minor >= BATCH_MINOR => self.config.coalesce_limit,
             _ => 0,
         }
+    }
+
+    /// Whether the peer's version info announced protocol minor [`HOST_MINOR`] or later, so
+    /// that host-name records may be sent to it.
+    pub fn accepts_host_records(&self) -> bool {
+        self.version.as_ref().is_some_and(|v| v.minor >= HOST_MINOR)
     }
 
     /// Whether the peer is admitted (frames are routed to the mux and discovery).
@@ -396,9 +409,14 @@ impl<V: Verifier> Session<V> {
                     rng,
                 );
                 match routed? {
-                    Routed::Answer(answer) => {
-                        self.outbox
-                            .push_back(decode::encode(&Payload::Peers(answer)));
+                    Routed::Answer(mut answer) => {
+                        if !self.accepts_host_records() {
+                            answer.peers.retain(|p| !is_host_record(p));
+                        }
+                        if !answer.peers.is_empty() {
+                            self.outbox
+                                .push_back(decode::encode(&Payload::Peers(answer)));
+                        }
                         Ok(Event::Continue)
                     }
                     Routed::Done => Ok(Event::Continue),
@@ -418,14 +436,17 @@ impl<V: Verifier> Session<V> {
     /// The manager admitted the peer (after [`Event::Admit`]): builds the opening control
     /// frames (our record, then a bit vector) and hands them to `register`, which registers the
     /// peer with the mux with those frames already queued (so no ping or message can precede
-    /// them) and returns its inbound half. Frames are routed from then on.
+    /// them) and returns its inbound half. Frames are routed from then on. A host-name record
+    /// of ours is left out for a peer older than [`HOST_MINOR`].
     pub fn handle_admitted<H, E>(
         &mut self,
         admitted: &Admitted<H>,
         register: impl FnOnce(Vec<Bytes>) -> Result<InboundPeer<V>, E>,
     ) -> Result<(), E> {
         let mut opening = Vec::with_capacity(2);
-        if let Some(record) = &admitted.record {
+        if let Some(record) = &admitted.record
+            && (self.accepts_host_records() || !is_host_record(record))
+        {
             opening.push(decode::encode(&Payload::Peers(Peers {
                 peers: vec![record.clone()],
             })));
@@ -543,6 +564,12 @@ pub(crate) fn route_discovery<
         Payload::Version(_) => Err(Error::SecondVersion),
         Payload::Chunk(_) => Ok(Routed::Done),
     }
+}
+
+/// Whether `peer`'s address is a host name (`Peer.socket` tag `0x48`), which peers older than
+/// [`HOST_MINOR`] cannot decode.
+pub(crate) fn is_host_record(peer: &Peer) -> bool {
+    peer.socket.first() == Some(&p2p_discovery::host::SOCKET_TAG_HOST)
 }
 
 /// At most one record per key per message (the count is bounded by the pre-decoding limit).

@@ -573,7 +573,7 @@ impl<S: Signer> Sim<S> {
         let record = sign_record(signer, &self.cfg.tracker.namespace, addr, now_ms);
         let boot = (
             self.keys[self.nodes.first().map_or(self.boot_pos(signer), |b| b.pos)].clone(),
-            SocketAddr::from((ip_of(0), 10_000)),
+            SocketAddr::from((ip_of(0), 10_000)).into(),
         );
         let mut tracker = Tracker::with_verifier(
             self.cfg.tracker.clone(),
@@ -928,7 +928,11 @@ impl<S: Signer> Sim<S> {
                 continue;
             };
             let expected = self.pos_to_node[pos];
-            let host = host_of(&dial.addr, self.nodes.len());
+            // The simulated nodes advertise sockets only.
+            let host = dial
+                .addr
+                .socket()
+                .and_then(|addr| host_of(&addr, self.nodes.len()));
             let reachable = host.filter(|&h| {
                 let hn = &self.nodes[h];
                 hn.online && hn.port == dial.addr.port()

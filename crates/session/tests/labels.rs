@@ -158,6 +158,10 @@ fn session_labels() -> Vec<&'static str> {
         "io",
         "connect_timeout",
         "connect_failed",
+        // `crates/p2p/src/resolve.rs`: a dial's host name.
+        "resolve_failed",
+        "resolve_timeout",
+        "resolve_refused",
         "mux_refused",
         "ok",
         "local",

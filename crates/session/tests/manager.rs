@@ -402,7 +402,7 @@ fn record_signatures_are_verified_outside_the_shared_lock() {
     let tracker = Tracker::with_signer(
         discovery,
         &keys[0],
-        "127.0.0.1:7000".parse().unwrap(),
+        "127.0.0.1:7000".parse::<std::net::SocketAddr>().unwrap(),
         UNIX0,
         vec![],
     )
@@ -630,7 +630,10 @@ fn a_peer_id_bootstrapper_is_dialed_only_once_a_tracked_key_has_its_id() {
     );
     let dials = node.manager.poll_dials(UNIX0, &mut rng);
     assert_eq!(dials.len(), 1);
-    assert_eq!((&dials[0].key, dials[0].addr), (&node.key(2), near));
+    assert_eq!(
+        (&dials[0].key, &dials[0].addr),
+        (&node.key(2), &near.into())
+    );
     drop(dials);
     // Once a set names the stranger, its id resolves too.
     let mut keys: Vec<P> = (0..3).map(|i| node.key(i)).collect();
@@ -640,7 +643,7 @@ fn a_peer_id_bootstrapper_is_dialed_only_once_a_tracked_key_has_its_id() {
     assert!(
         dials.iter().any(|d| d.key == stranger && d.addr == far),
         "{:?}",
-        dials.iter().map(|d| d.addr).collect::<Vec<_>>()
+        dials.iter().map(|d| &d.addr).collect::<Vec<_>>()
     );
 }
 

@@ -282,7 +282,10 @@ fn a_block_that_expires_during_a_dial() {
     let dials = m.poll_dials(UNIX0, &mut r);
     let d1 = dials.iter().find(|d| d.key == key(1)).unwrap();
     let d2 = dials.iter().find(|d| d.key == key(2)).unwrap();
-    assert_eq!((d1.addr, d2.addr), (addr(7001), addr(7002)));
+    assert_eq!(
+        (d1.addr.clone(), d2.addr.clone()),
+        (addr(7001).into(), addr(7002).into())
+    );
     // Both are blocked for 100 ms while their dials run.
     assert!(
         m.block_for(key(1), Some(Duration::from_millis(100)), UNIX0)
@@ -307,7 +310,7 @@ fn a_block_that_expires_during_a_dial() {
         .into_iter()
         .map(|d| (d.key, d.addr))
         .collect();
-    assert!(again.contains(&(key(1), addr(7001))), "{again:?}");
+    assert!(again.contains(&(key(1), addr(7001).into())), "{again:?}");
     assert!(again.iter().all(|(k, _)| *k != key(2)));
     // Dial 2 completes after its block expired: admitted.
     assert!(m.admit(&key(2), true, 2, UNIX0 + 160, &mut r).is_ok());

@@ -15,6 +15,7 @@ use p2p_identity::Verifier;
 
 use super::{CONNECTED, Tracker, backoff};
 use crate::Error;
+use crate::host::Address;
 use crate::record::RecordVerifier;
 use crate::tracker::lookup::{AddressUpdate, LookupOutcome};
 
@@ -235,7 +236,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         &mut self,
         now_ms: u64,
         max: usize,
-        out: &mut Vec<(V, SocketAddr)>,
+        out: &mut Vec<(V, Address)>,
     ) {
         let union = &self.union;
         let boots = &self.boots;
@@ -251,7 +252,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                 continue;
             }
             o.dialing = true;
-            out.push((o.key.clone(), addr));
+            out.push((o.key.clone(), Address::from(addr)));
         }
     }
 

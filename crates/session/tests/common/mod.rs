@@ -63,7 +63,7 @@ pub(crate) fn node_with(n: u64, config: ManagerConfig) -> Node {
     let tracker = Tracker::with_signer(
         discovery.clone(),
         &keys[0],
-        "127.0.0.1:7000".parse().unwrap(),
+        "127.0.0.1:7000".parse::<std::net::SocketAddr>().unwrap(),
         UNIX0,
         vec![],
     )
