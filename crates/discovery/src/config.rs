@@ -38,12 +38,13 @@ pub struct Config {
     /// stale: its bit goes back to 0 (so peers send any newer record) and it is no longer
     /// gossiped. Bootstrapper addresses are never marked stale.
     pub max_failed_dials: NonZeroU32,
-    /// After this many consecutive failed dials of one record's address (at most
-    /// `max_failed_dials`), the address counts as unknown in our bit vector (bit 0), so every
-    /// peer that has a newer record sends it at the next ping, while the address is still
-    /// redialed at the normal backoff. A node that restarts on a new address is thus found
-    /// within about one ping interval by peers that learnt its old record, instead of after
-    /// `max_failed_dials` backoffs. A connection we dial or a newer record sets the bit again.
+    /// From this many consecutive failed dials of one record's address on (at most
+    /// `max_failed_dials`), every further failure makes the key count as unknown (bit 0) in
+    /// the next ping we send, so every peer that has a newer record sends it; the bit is 1
+    /// again in the pings after that (one answer round per failed dial, not every answer
+    /// until the peer is reached), and the address is still redialed at the normal backoff.
+    /// A node that restarts on a new address is thus found within about one ping interval by
+    /// peers that learnt its old record, instead of after `max_failed_dials` backoffs.
     /// Local policy (need not match).
     pub unknown_after_failed_dials: NonZeroU32,
     /// A stale address is still retried, once per this interval (after its capped backoff), so

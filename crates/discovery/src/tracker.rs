@@ -18,9 +18,10 @@ const CONNECTED: u16 = 1;
 const DIALING: u16 = 2;
 const STALE: u16 = 4;
 const BOOT: u16 = 8;
-/// `unknown_after_failed_dials` consecutive dials of the record's address failed: the bit we
-/// send is 0 (so peers send us any newer record), but the record is still gossiped and the
-/// address redialed at the normal backoff.
+/// `unknown_after_failed_dials` consecutive dials of the record's address failed: the bit is 0
+/// in the next ping we send (so peers send us any newer record), then 1 again (see
+/// `Tracker::suspects`); the record is still gossiped and the address redialed at the normal
+/// backoff.
 const SUSPECT: u16 = 16;
 /// The slot is set in the sets' bit vectors (see `Tracker::touch`).
 const IN_BITS: u16 = 32;
@@ -238,6 +239,10 @@ pub struct Tracker<V: Verifier, C: RecordVerifier<V> = DirectVerifier> {
     /// No slot can be due for a dial before this time (see [`Tracker::poll_dials_at_most`]);
     /// lowered by every change that can make a slot dialable sooner.
     dial_scan_ms: u64,
+    /// Slots marked [`SUSPECT`] since the last ping: the mark lasts for one ping, so that a
+    /// peer we cannot reach costs one answer round per failed dial, not every answer until it
+    /// connects.
+    suspects: Vec<u32>,
     /// Application-supplied addresses of keys of `union` ([`Mode::Lookup`]).
     addresses: BTreeMap<V, SocketAddr>,
     /// Registered observers, sorted by key (see [`Tracker::handle_observers`]).
@@ -322,6 +327,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             evictions: Vec::new(),
             next_ping_ms: 0,
             dial_scan_ms: 0,
+            suspects: Vec::new(),
             addresses: BTreeMap::new(),
             observers: Vec::new(),
         })
@@ -471,6 +477,9 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         self.slots = slots;
         self.reapply_addresses();
         self.sync_observers();
+        self.suspects = (0..self.slots.len() as u32)
+            .filter(|&u| self.slots[u as usize].flags & SUSPECT != 0)
+            .collect();
         self.rebuild_bits();
         self.dial_scan_ms = 0;
     }
@@ -598,8 +607,10 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                 // An application-supplied address is never suspect or stale: no newer record
                 // can come, so there is nothing to ask peers for.
                 if slot.flags & ADDR == 0 {
-                    if slot.failures >= unknown_after.min(max_failed) {
+                    if slot.failures >= unknown_after.min(max_failed) && slot.flags & SUSPECT == 0
+                    {
                         slot.flags |= SUSPECT;
+                        self.suspects.push(s as u32);
                     }
                     if slot.failures >= max_failed {
                         slot.flags |= STALE;
@@ -1106,14 +1117,25 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     }
 
     /// The ping: a bit vector of a randomly chosen tracked index, at most once per
-    /// `ping_interval`. The facade sends it to every connected peer. `None` when no interval
+    /// `ping_interval`. The facade sends it to every connected peer. Keys whose dial failed
+    /// since the last ping have their bit at 0 in it (peers then send any newer record) and
+    /// at 1 again afterwards. `None` when no interval
     /// has passed or no set is tracked.
     pub fn poll_ping<R: Rng + ?Sized>(&mut self, now_ms: u64, rng: &mut R) -> Option<BitVec> {
         if self.sets.is_empty() || now_ms < self.next_ping_ms {
             return None;
         }
         self.next_ping_ms = now_ms.saturating_add(ms(self.config.ping_interval));
-        self.random_bit_vec(rng)
+        let ping = self.random_bit_vec(rng);
+        // This ping asked for newer records of the suspect keys; the next ones do not.
+        for u in std::mem::take(&mut self.suspects) {
+            let u = u as usize;
+            if let Some(slot) = self.slots.get_mut(u) {
+                slot.flags &= !SUSPECT;
+                self.touch(u);
+            }
+        }
+        ping
     }
 
     /// A bit vector of a randomly chosen tracked index (what the facade sends right after a

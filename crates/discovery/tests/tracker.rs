@@ -574,8 +574,8 @@ fn dials_known_unconnected_peers_once() {
     assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002).into())]);
 }
 
-/// The first failed dial clears the bit (`unknown_after_failed_dials` = 1 in every preset), so
-/// peers send any newer record at the next ping, while the record is still gossiped and its
+/// The first failed dial clears the bit (`unknown_after_failed_dials` = 1 in every preset) for
+/// the next ping, so peers send any newer record, while the record is still gossiped and its
 /// address redialed at the doubling backoff; `max_failed_dials` (3 here) failures make it stale (redialed only once per
 /// `stale_redial_interval`, not gossiped) until a newer record arrives.
 #[test]
@@ -616,6 +616,12 @@ fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stal
         .unwrap();
     assert_eq!(o.ignored, 1);
     assert!(!bit(&mut t));
+    // The bit is 0 in one ping only: the pings after it do not ask again until the next
+    // failed dial.
+    let ping = t.poll_ping(now, &mut r).unwrap();
+    assert_eq!(ping.bits[p2 / 8] & (1 << (p2 % 8)), 0);
+    assert!(bit(&mut t));
+    assert_eq!(t.stats(), t.stats_uncached());
     // Third failure: the address is stale (bit 0, not dialed, not gossiped).
     assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
     t.handle_dial_failed(&key(2), now, &mut r).unwrap();
