@@ -607,8 +607,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                 // An application-supplied address is never suspect or stale: no newer record
                 // can come, so there is nothing to ask peers for.
                 if slot.flags & ADDR == 0 {
-                    if slot.failures >= unknown_after.min(max_failed) && slot.flags & SUSPECT == 0
-                    {
+                    if slot.failures >= unknown_after.min(max_failed) && slot.flags & SUSPECT == 0 {
                         slot.flags |= SUSPECT;
                         self.suspects.push(s as u32);
                     }

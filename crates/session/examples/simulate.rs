@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p p2p-session --example simulate -- \
 //!     --nodes 1000 --churn 10 --adversarial 10 --seed 1 [--max-outbound 32] [--max-wall-secs 540] [--regions]
-//!     [--unknown-after N] [--gossip-records N]
+//!     [--unknown-after N] [--gossip-records N] [--bootstrappers K]
 //! ```
 //!
 //! `cargo xtask simulate ...` runs the same.
@@ -34,6 +34,7 @@ fn parse(args: &[String]) -> Result<(SimConfig, u64), String> {
     let mut max_wall = None;
     let mut unknown_after = None;
     let mut gossip_records = None;
+    let mut bootstrappers = 1usize;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || -> Result<u64, String> {
@@ -53,6 +54,7 @@ fn parse(args: &[String]) -> Result<(SimConfig, u64), String> {
             "--regions" => regions = true,
             "--unknown-after" => unknown_after = Some(value()? as u32),
             "--gossip-records" => gossip_records = Some(value()? as usize),
+            "--bootstrappers" => bootstrappers = value()? as usize,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -61,6 +63,7 @@ fn parse(args: &[String]) -> Result<(SimConfig, u64), String> {
     cfg.churn_percent = churn;
     cfg.adversarial_percent = adversarial;
     cfg.max_outbound = max_outbound;
+    cfg.bootstrappers = bootstrappers;
     if regions {
         cfg.rtt = Rtt::regions();
     }
@@ -137,7 +140,7 @@ fn main() {
         Ok(x) => x,
         Err(e) => {
             eprintln!(
-                "{e}\nusage: simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D] [--max-phase-secs S] [--regions] [--unknown-after N] [--gossip-records N]"
+                "{e}\nusage: simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D] [--max-phase-secs S] [--regions] [--unknown-after N] [--gossip-records N] [--bootstrappers K]"
             );
             std::process::exit(2);
         }

@@ -126,6 +126,9 @@ pub struct SimConfig {
     /// Stop asking for dials at this many admitted connections (`None`: the real rule, a full
     /// mesh).
     pub max_outbound: Option<usize>,
+    /// Nodes 0 to `bootstrappers - 1` are the bootstrappers every node knows (at least 1;
+    /// they are never adversarial nor churned).
+    pub bootstrappers: usize,
     /// Give up a phase (initial convergence, reconvergence after churn) after this long.
     pub max_phase: Duration,
     /// How long a churned node stays down.
@@ -174,6 +177,7 @@ impl SimConfig {
         Self {
             nodes,
             churn_percent: 0,
+            bootstrappers: 1,
             adversarial_percent: 0,
             rtt: Rtt::internet(),
             max_outbound: None,
@@ -231,6 +235,14 @@ pub struct PhaseReport {
     pub misbehaviour_closes: u64,
     /// Connections closed by the idle timeout.
     pub idle_closes: u64,
+    /// Records received in `Peers` messages by honest nodes.
+    pub records_received: u64,
+    /// Of those, records that were new to the receiver (stored).
+    pub records_stored: u64,
+    /// Bit vectors received by honest nodes that were answered with records.
+    pub vectors_answered: u64,
+    /// Bit vectors received by honest nodes that needed no answer.
+    pub vectors_unanswered: u64,
     /// At the phase's end: the share, in parts per million, of (honest node, honest key) pairs
     /// for which the node stores the key's current record.
     pub known_ppm: u64,
@@ -405,6 +417,8 @@ struct Sim<S: Signer> {
     events: u64,
     /// Where the last knowledge check failed (checked first next time).
     knowledge_hint: usize,
+    /// Key positions of the bootstrappers (nodes 0 to `bootstrappers - 1`).
+    boot_positions: Vec<usize>,
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -462,11 +476,13 @@ pub fn run<S: Signer, R: Rng + ?Sized>(cfg: SimConfig, rng: &mut R) -> Result<Si
     }
     let keys: Arc<[Key<S>]> = sorted.into_iter().map(|(k, _)| k).collect();
     // Adversaries: a random subset of the nodes other than the bootstrapper.
-    let adversaries = (n * cfg.adversarial_percent / 100).min(n - 1);
+    let boots = cfg.bootstrappers.clamp(1, n - 1);
+    let adversaries = (n * cfg.adversarial_percent / 100).min(n - boots);
     let mut roles = vec![Role::Honest; n];
-    for (k, i) in sample(rng, n - 1, adversaries).into_iter().enumerate() {
-        roles[i + 1] = [Role::Silent, Role::Stale, Role::Forger, Role::Poisoner][k % 4];
+    for (k, i) in sample(rng, n - boots, adversaries).into_iter().enumerate() {
+        roles[i + boots] = [Role::Silent, Role::Stale, Role::Forger, Role::Poisoner][k % 4];
     }
+    let boot_positions: Vec<usize> = node_pos[..boots].to_vec();
     let outsider_signer = S::insecure_from_seed(u64::MAX);
     let outsider = sign_record(
         &outsider_signer,
@@ -493,6 +509,7 @@ pub fn run<S: Signer, R: Rng + ?Sized>(cfg: SimConfig, rng: &mut R) -> Result<Si
         phase_node_bytes: vec![0; n],
         events: 0,
         knowledge_hint: 0,
+        boot_positions,
         cfg,
     };
     for (i, signer) in signers.into_iter().enumerate() {
@@ -526,11 +543,12 @@ pub fn run<S: Signer, R: Rng + ?Sized>(cfg: SimConfig, rng: &mut R) -> Result<Si
     let first_done = sim.run_phase(rng);
     report.initial = std::mem::take(&mut sim.phase);
     if first_done && sim.cfg.churn_percent > 0 {
-        let count = (n * sim.cfg.churn_percent / 100).clamp(1, n - 1);
+        let boots = sim.boot_positions.len();
+        let count = (n * sim.cfg.churn_percent / 100).clamp(1, n - boots);
         sim.start_phase();
-        let chosen: Vec<usize> = sample(rng, n - 1, count)
+        let chosen: Vec<usize> = sample(rng, n - boots, count)
             .into_iter()
-            .map(|i| i + 1)
+            .map(|i| i + boots)
             .collect();
         for &i in &chosen {
             sim.stop_node(i);
@@ -571,27 +589,28 @@ impl<S: Signer> Sim<S> {
     ) -> Result<(Arc<Mgr<S>>, Peer), SimError> {
         let addr = SocketAddr::from((ip_of(i), port));
         let record = sign_record(signer, &self.cfg.tracker.namespace, addr, now_ms);
-        let boot = (
-            self.keys[self.nodes.first().map_or(self.boot_pos(signer), |b| b.pos)].clone(),
-            SocketAddr::from((ip_of(0), 10_000)).into(),
-        );
+        // Ourselves among them is dropped by the tracker.
+        let boots = self
+            .boot_positions
+            .iter()
+            .enumerate()
+            .map(|(j, &pos)| {
+                (
+                    self.keys[pos].clone(),
+                    SocketAddr::from((ip_of(j), 10_000)).into(),
+                )
+            })
+            .collect();
         let mut tracker = Tracker::with_verifier(
             self.cfg.tracker.clone(),
             signer.public_key(),
             record.clone(),
-            vec![boot],
+            boots,
             self.cache.clone(),
         )?;
         tracker.handle_peer_set_shared(0, self.keys.clone())?;
         let manager = Manager::new(self.cfg.manager.clone(), tracker, self.instant());
         Ok((Arc::new(manager), record))
-    }
-
-    /// Position of the bootstrapper's key while node 0 is being built (it is `signer`).
-    fn boot_pos(&self, signer: &S) -> usize {
-        self.keys
-            .binary_search(&signer.public_key())
-            .unwrap_or_default()
     }
 
     fn instant(&self) -> Instant {
@@ -660,11 +679,15 @@ impl<S: Signer> Sim<S> {
                 && self.now / every != q.at / every
             {
                 eprintln!(
-                    "[sim] t={:.1} s events={} connections={} frames={} current={:.2}% wall={:?}",
+                    "[sim] t={:.1} s events={} connections={} frames={} records received {} stored {} vectors answered {} unanswered {} current={:.2}% wall={:?}",
                     q.at as f64 / 1e6,
                     self.events,
                     self.conns.len(),
                     self.phase.frames,
+                    self.phase.records_received,
+                    self.phase.records_stored,
+                    self.phase.vectors_answered,
+                    self.phase.vectors_unanswered,
                     self.known_ppm() as f64 / 1e4,
                     self.base.elapsed()
                 );
@@ -1191,9 +1214,16 @@ impl<S: Signer> Sim<S> {
             instant: self.instant(),
             unix_ms: self.now_ms(),
         };
+        let known_before = self.nodes[me as usize]
+            .manager
+            .with_tracker(|t| t.stats().iter().map(|s| s.known).sum::<usize>());
+        let mut received = 0;
         let routed = match decode::decode(body, &self.cfg.session.limits) {
             Ok((kind, payload)) => {
                 let is_vec = kind == Kind::BitVec;
+                if let Payload::Peers(p) = &payload {
+                    received = p.peers.len() as u64;
+                }
                 let r = route_discovery(
                     &key,
                     &mut opening,
@@ -1210,6 +1240,18 @@ impl<S: Signer> Sim<S> {
         };
         if let Some(conn) = self.conns.get_mut(&c) {
             conn.side[to].opening = opening;
+        }
+        if role == Role::Honest {
+            let known_after = self.nodes[me as usize]
+                .manager
+                .with_tracker(|t| t.stats().iter().map(|s| s.known).sum::<usize>());
+            self.phase.records_received += received;
+            self.phase.records_stored += known_after.saturating_sub(known_before) as u64;
+            match &routed {
+                Ok((Routed::Answer(_), true)) => self.phase.vectors_answered += 1,
+                Ok((_, true)) => self.phase.vectors_unanswered += 1,
+                _ => {}
+            }
         }
         match routed {
             Err(_) => {
