@@ -32,7 +32,9 @@ pub struct Config {
     pub dial_backoff_base: Duration,
     /// Upper bound of the redial delay (before jitter).
     pub dial_backoff_max: Duration,
-    /// Uniform random jitter added to every redial delay, in `[0, dial_jitter)`.
+    /// Uniform random jitter added to every redial delay, in `[0, dial_jitter)`; after a
+    /// failed dial, in `[0, max(dial_jitter, backoff / 2))`, so that peers refused together
+    /// (a herd at a bootstrapper) spread their retries over the whole backoff window.
     pub dial_jitter: Duration,
     /// After this many consecutive failed dials of one record's address, the address is marked
     /// stale: its bit goes back to 0 (so peers send any newer record) and it is no longer

@@ -557,7 +557,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// timeout, or the peer answered with another key).
     ///
     /// The redial delay doubles with every consecutive failure (from `dial_backoff_base` up to
-    /// `dial_backoff_max`, plus jitter). After `max_failed_dials` consecutive failures of one
+    /// `dial_backoff_max`, plus a random part of up to half of it, at least up to
+    /// `dial_jitter`). After `max_failed_dials` consecutive failures of one
     /// record's address, that address is stale (bit 0, not gossiped) until a newer record
     /// arrives or a retry, once per `stale_redial_interval`, connects.
     /// Ignored (`Ok`) if the peer is connected meanwhile.
@@ -569,7 +570,9 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         now_ms: u64,
         rng: &mut R,
     ) -> Result<(), Error> {
-        let jitter = self.jitter(rng);
+        // One draw places this retry within its spread (see `retry_delay`).
+        let spread: u32 = rng.random();
+        let jitter = ((u128::from(ms(self.config.dial_jitter)) * u128::from(spread)) >> 32) as u64;
         let (slot, boot) = self.locate(peer);
         let observer = self.observer_dial_failed(peer, now_ms, jitter);
         if slot.is_none() && boot.is_none() && !observer {
@@ -580,9 +583,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             boot.dialing = false;
             if !boot.connected {
                 boot.failures = boot.failures.saturating_add(1);
-                boot.next_dial_ms = now_ms
-                    .saturating_add(backoff(&self.config, boot.failures))
-                    .saturating_add(jitter);
+                boot.next_dial_ms =
+                    now_ms.saturating_add(retry_delay(&self.config, boot.failures, spread));
             }
         }
         if let Some(s) = slot {
@@ -601,9 +603,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             slot.flags &= !DIALING;
             if slot.flags & (CONNECTED | BOOT) == 0 {
                 slot.failures = slot.failures.saturating_add(1);
-                slot.next_dial_ms = now_ms
-                    .saturating_add(backoff(&self.config, slot.failures))
-                    .saturating_add(jitter);
+                slot.next_dial_ms =
+                    now_ms.saturating_add(retry_delay(&self.config, slot.failures, spread));
                 // An application-supplied address is never suspect or stale: no newer record
                 // can come, so there is nothing to ask peers for.
                 if slot.flags & ADDR == 0 {
@@ -1474,6 +1475,21 @@ fn fill_bits<V>(set: &PeerSet<V>, slots: &[Slot], out: &mut Vec<u8>) {
             out[pos / 8] |= 1 << (pos % 8);
         }
     }
+}
+
+/// The redial delay after `failures` consecutive failed dials: the doubling [`backoff`] plus a
+/// random part of up to half of it (at least up to `dial_jitter`), placed by `spread` (a
+/// uniform random `u32`).
+///
+/// The random part grows with the backoff so that nodes refused together (a thousand nodes
+/// starting at once against one bootstrapper's 64 handshake slots) spread their retries over
+/// the whole window instead of coming back together, `dial_jitter` apart at most, at every
+/// doubling: with a fixed jitter each round admits about as many as the first did, and the
+/// rest wait out ever longer backoffs.
+fn retry_delay(config: &Config, failures: u32, spread: u32) -> u64 {
+    let base = backoff(config, failures);
+    let range = ms(config.dial_jitter).max(base / 2);
+    base.saturating_add(((u128::from(range) * u128::from(spread)) >> 32) as u64)
 }
 
 /// Redial delay after `failures` consecutive failures (before jitter).

@@ -571,7 +571,7 @@ fn dials_known_unconnected_peers_once() {
     // Disconnected: redialed after the base backoff (+ jitter < 10 ms).
     t.handle_disconnected(&key(2), NOW, &mut rng()).unwrap();
     assert!(t.poll_dials(NOW + 99).is_empty());
-    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002).into())]);
+    assert_eq!(t.poll_dials(NOW + 150), vec![(key(2), addr(2002).into())]);
 }
 
 /// The first failed dial clears the bit (`unknown_after_failed_dials` = 1 in every preset) for
@@ -588,14 +588,14 @@ fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stal
     let bit = |t: &mut Tracker<Key>| t.bit_vec(7).unwrap().bits[p2 / 8] & (1 << (p2 % 8)) != 0;
     assert!(bit(&mut t));
     let mut now = NOW;
-    // Failures 1 and 2: delays 100 ms and 200 ms (+ < 10 ms jitter); the bit is 0 from the
-    // first failure on, but the address is still dialed.
+    // Failures 1 and 2: delays 100 ms and 200 ms (+ a random part below half of it); the bit
+    // is 0 from the first failure on, but the address is still dialed.
     for delay in [100, 200] {
         assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
         t.handle_dial_failed(&key(2), now, &mut r).unwrap();
         assert!(!bit(&mut t));
         assert!(t.poll_dials(now + delay - 1).is_empty());
-        now += delay + 10;
+        now += delay + delay / 2;
     }
     // Suspect, not stale: the record is still gossiped to a peer that lacks it.
     let empty = BitVec {
@@ -628,7 +628,7 @@ fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stal
     assert!(!bit(&mut t));
     assert!(t.record(&key(2)).is_none());
     // A stale address is retried only once per `stale_redial_interval` (10 min in this
-    // preset) after its backoff (400 ms + < 10 ms jitter).
+    // preset) after its backoff (400 ms + up to 200 ms).
     let stale = 600_000;
     assert!(t.poll_dials(now + stale + 399).is_empty());
     let vec = BitVec {
@@ -671,8 +671,8 @@ fn the_bit_clears_after_the_configured_number_of_failures_and_a_connection_sets_
     assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002).into())]);
     t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
     assert!(bit(&mut t, p2));
-    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002).into())]);
-    t.handle_dial_failed(&key(2), NOW + 110, &mut r).unwrap();
+    assert_eq!(t.poll_dials(NOW + 150), vec![(key(2), addr(2002).into())]);
+    t.handle_dial_failed(&key(2), NOW + 150, &mut r).unwrap();
     assert!(!bit(&mut t, p2));
     assert_eq!(t.stats()[0].known, t.stats_uncached()[0].known);
     // A connection in either direction sets it again: the peer sends its current record
@@ -692,16 +692,17 @@ fn a_stale_address_is_retried_once_per_stale_interval_and_revived_by_a_connectio
     let mut r = rng();
     let mut now = fail_key_2_until_stale(&mut t, &mut r, NOW);
     assert!(!bit(&mut t, p2));
-    // Failure 3 at `now - 1010` waits 400 ms (+ jitter), then the 10 min stale interval.
+    // Failure 3 at `now - 1010` waits 400 ms (+ up to 200 ms), then the 10 min stale interval.
     let stale = 600_000;
     assert!(t.poll_dials(now - 1_010 + stale + 399).is_empty());
-    now = now - 1_010 + stale + 410;
+    now = now - 1_010 + stale + 600;
     assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
-    // The retry fails: stale still, next retry one more interval (after 800 ms of backoff).
+    // The retry fails: stale still, next retry one more interval (after 800 ms of backoff,
+    // plus up to 400 ms).
     t.handle_dial_failed(&key(2), now, &mut r).unwrap();
     assert!(!bit(&mut t, p2));
     assert!(t.poll_dials(now + stale + 799).is_empty());
-    now += stale + 810;
+    now += stale + 1_200;
     assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
     // The retry connects: the address is proven, the bit is back and the record is gossiped.
     t.handle_connected(&key(2), true).unwrap();
@@ -736,9 +737,9 @@ fn backoff_is_capped() {
     for _ in 0..12 {
         assert_eq!(t2.poll_dials(now).len(), 1);
         t2.handle_dial_failed(&key(2), now, &mut r).unwrap();
-        // Uncapped, the 12th delay would be 100 ms * 2^11; it is at most max (1000 ms) + jitter
-        // (< 10 ms), so the peer is due again 1010 ms later (asserted at the top of the loop).
-        now += 1_010;
+        // Uncapped, the 12th delay would be 100 ms * 2^11; it is at most max (1000 ms) plus
+        // half of it, so the peer is due again 1500 ms later (asserted at the top of the loop).
+        now += 1_500;
     }
 }
 
@@ -762,7 +763,8 @@ fn bootstrappers_always_dialed_never_stale() {
     let mut now = NOW;
     for _ in 0..10 {
         t.handle_dial_failed(&key(5), now, &mut r).unwrap();
-        now += 1_010;
+        // At most the capped backoff (1 s) plus half of it.
+        now += 1_500;
         assert_eq!(t.poll_dials(now), vec![(key(5), addr(5005).into())]);
     }
     t.handle_connected(&key(5), true).unwrap();
@@ -1001,39 +1003,39 @@ fn newer_record_with_the_same_address_keeps_the_backoff() {
     assert_eq!(t.poll_dials(NOW), vec![(key(2), addr(2002).into())]);
     t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
     // A re-signed record of the same address (a newer timestamp) does not make the address
-    // due again: the first redial is still 100 ms (+ < 10 ms jitter) after the failure.
+    // due again: the first redial is still 100 ms (+ up to 50 ms) after the failure.
     let o = t
         .handle_peers(&key(1), one(record(2, 2002, NOW + 1)), NOW + 1)
         .unwrap();
     assert_eq!(o.accepted, 1);
     assert!(t.poll_dials(NOW + 1).is_empty(), "backoff was reset");
     assert!(t.poll_dials(NOW + 99).is_empty());
-    assert_eq!(t.poll_dials(NOW + 110), vec![(key(2), addr(2002).into())]);
+    assert_eq!(t.poll_dials(NOW + 150), vec![(key(2), addr(2002).into())]);
     // The failure count is kept too: the second failure doubles the delay (200 ms).
-    t.handle_dial_failed(&key(2), NOW + 110, &mut r).unwrap();
-    t.handle_peers(&key(1), one(record(2, 2002, NOW + 2)), NOW + 110)
+    t.handle_dial_failed(&key(2), NOW + 150, &mut r).unwrap();
+    t.handle_peers(&key(1), one(record(2, 2002, NOW + 2)), NOW + 150)
         .unwrap();
-    assert!(t.poll_dials(NOW + 110 + 199).is_empty());
+    assert!(t.poll_dials(NOW + 150 + 199).is_empty());
     assert_eq!(
-        t.poll_dials(NOW + 110 + 210),
+        t.poll_dials(NOW + 150 + 300),
         vec![(key(2), addr(2002).into())]
     );
     // Third failure: stale. A newer record of the same address revives the bit, but one more
     // failure makes it stale again at once (the count was not reset).
-    t.handle_dial_failed(&key(2), NOW + 320, &mut r).unwrap();
+    t.handle_dial_failed(&key(2), NOW + 450, &mut r).unwrap();
     assert!(t.record(&key(2)).is_none());
-    t.handle_peers(&key(1), one(record(2, 2002, NOW + 3)), NOW + 320)
+    t.handle_peers(&key(1), one(record(2, 2002, NOW + 3)), NOW + 450)
         .unwrap();
     assert!(t.record(&key(2)).is_some());
     assert!(
-        t.poll_dials(NOW + 320 + 399).is_empty(),
+        t.poll_dials(NOW + 450 + 399).is_empty(),
         "backoff was reset"
     );
     assert_eq!(
-        t.poll_dials(NOW + 320 + 410),
+        t.poll_dials(NOW + 450 + 600),
         vec![(key(2), addr(2002).into())]
     );
-    t.handle_dial_failed(&key(2), NOW + 730, &mut r).unwrap();
+    t.handle_dial_failed(&key(2), NOW + 1050, &mut r).unwrap();
     assert!(t.record(&key(2)).is_none());
 }
 
@@ -1064,18 +1066,19 @@ fn dial_now_resets_the_backoff_but_not_a_stale_mark() {
     let mut r = rng();
     assert_eq!(t.poll_dials(NOW).len(), 1);
     t.handle_dial_failed(&key(2), NOW, &mut r).unwrap();
-    assert_eq!(t.poll_dials(NOW + 110).len(), 1);
-    t.handle_dial_failed(&key(2), NOW + 110, &mut r).unwrap();
-    assert!(t.poll_dials(NOW + 111).is_empty(), "backed off 200 ms");
+    assert_eq!(t.poll_dials(NOW + 150).len(), 1);
+    t.handle_dial_failed(&key(2), NOW + 150, &mut r).unwrap();
+    assert!(t.poll_dials(NOW + 151).is_empty(), "backed off 200 ms");
     t.handle_dial_now(&key(2)).unwrap();
-    assert_eq!(t.poll_dials(NOW + 111), vec![(key(2), addr(2002).into())]);
-    // The count restarted: the next failure waits the base delay (100 ms), not 400 ms.
-    t.handle_dial_failed(&key(2), NOW + 111, &mut r).unwrap();
-    assert!(t.poll_dials(NOW + 111 + 99).is_empty());
+    assert_eq!(t.poll_dials(NOW + 151), vec![(key(2), addr(2002).into())]);
+    // The count restarted: the next failure waits the base delay (100 ms, plus up to 50 ms),
+    // not 400 ms.
+    t.handle_dial_failed(&key(2), NOW + 151, &mut r).unwrap();
+    assert!(t.poll_dials(NOW + 151 + 99).is_empty());
     // Two more failures make three in a row: stale. dial_now asks for one dial at once (a
     // stale retry ahead of time) but leaves the mark: after that dial fails, the next waits the
     // backoff and the whole stale interval.
-    let mut now = NOW + 111 + 110;
+    let mut now = NOW + 151 + 150;
     for _ in 0..2 {
         assert_eq!(t.poll_dials(now).len(), 1);
         t.handle_dial_failed(&key(2), now, &mut r).unwrap();
@@ -1088,7 +1091,7 @@ fn dial_now_resets_the_backoff_but_not_a_stale_mark() {
     assert_eq!(t.poll_dials(now), vec![(key(2), addr(2002).into())]);
     t.handle_dial_failed(&key(2), now, &mut r).unwrap();
     assert!(t.poll_dials(now + 600_000 + 99).is_empty());
-    assert_eq!(t.poll_dials(now + 600_000 + 110).len(), 1);
+    assert_eq!(t.poll_dials(now + 600_000 + 150).len(), 1);
     assert_eq!(t.handle_dial_now(&key(99)), Err(Error::NotAuthorized));
 }
 
