@@ -124,6 +124,14 @@ fn print_phase(name: &str, p: &PhaseReport, r: &SimReport) {
         p.connections, p.failed_dials, p.misbehaviour_closes, p.idle_closes
     );
     println!(
+        "  records received {} (stored {}, {:.1}%), vectors answered {} (unanswered {})",
+        p.records_received,
+        p.records_stored,
+        100.0 * p.records_stored as f64 / p.records_received.max(1) as f64,
+        p.vectors_answered,
+        p.vectors_unanswered
+    );
+    println!(
         "  at the end: {:.4}% of (honest node, honest record) pairs current{}",
         p.known_ppm as f64 / 10_000.0,
         if p.wall_limit_hit {
