@@ -20,7 +20,8 @@
 //!   in its own network namespace with its own address on a bridge the command creates; it
 //!   prints the mesh forming and a summary, then deletes everything. See `docs/operations.md`.
 //! - `simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D]
-//!   [--max-phase-secs S] [--regions]`: the discrete-event discovery simulation
+//!   [--max-phase-secs S] [--max-wall-secs S] [--regions] [--bootstrappers K] [--unknown-after N]
+//!   [--gossip-records N]`: the discrete-event discovery simulation
 //!   (`p2p_session::simulation`) in release, with its report, wall time and peak RSS
 //!   (`docs/discovery.md`).
 
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
         Some("cluster") => cluster(&args[1..]),
         Some("simulate") => simulate(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report [--scaling | --criterion] | soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS] | cluster [--nodes N] | simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D]>"
+            "usage: cargo xtask <ci | codegen | vectors | fuzz [SECONDS] | bench-report [--scaling | --criterion] | soak [--nodes N] [--minutes M] [--seed S] [--restart-every SECONDS] | cluster [--nodes N] | simulate [--nodes N] [--churn PCT] [--adversarial PCT] [--seed S] [--max-outbound D] [--bootstrappers K] ...>"
                 .to_owned(),
         ),
     };
