@@ -1052,18 +1052,8 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         if now_ms >= self.dial_scan_ms {
             let mut earliest = u64::MAX;
             for (u, slot) in self.slots.iter_mut().enumerate() {
-                if Some(u) == self.self_slot
-                    || slot.flags & (CONNECTED | DIALING | BOOT) != 0
-                    || (slot.record.is_none() && slot.flags & ADDR == 0)
-                {
+                let Some(due) = dial_due(slot, Some(u) == self.self_slot, stale_ms) else {
                     continue;
-                }
-                // A stale address is retried once per `stale_redial_interval` after its
-                // backoff.
-                let due = if slot.flags & STALE == 0 {
-                    slot.next_dial_ms
-                } else {
-                    slot.next_dial_ms.saturating_add(stale_ms)
                 };
                 if due > now_ms {
                     earliest = earliest.min(due);
@@ -1285,6 +1275,22 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             .collect()
     }
 
+    /// The tracked keys due for a dial at `now_ms`, found by walking every slot (without the
+    /// hint that lets [`Tracker::poll_dials`] skip the walk; for cross-checks).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn due_dials_uncached(&self, now_ms: u64) -> Vec<V> {
+        let stale_ms = ms(self.config.stale_redial_interval);
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(u, slot)| {
+                dial_due(slot, Some(*u) == self.self_slot, stale_ms).is_some_and(|d| d <= now_ms)
+                    && (slot.record.is_some() || self.addresses.contains_key(&self.union[*u]))
+            })
+            .map(|(u, _)| self.union[u].clone())
+            .collect()
+    }
+
     /// Heap bytes owned by this tracker, counted from the capacities of its allocations and
     /// the sizes of their elements (shared key sets and records counted in full, as if this
     /// tracker were their only owner). See docs/discovery.md.
@@ -1419,6 +1425,23 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             }
         }
     }
+}
+
+/// When the slot is next due for a dial (`None`: not a dial candidate: ourselves, connected,
+/// being dialed, a bootstrapper's, or no address known). A stale address is retried once per
+/// `stale_redial_interval` (`stale_ms`) after its backoff.
+fn dial_due(slot: &Slot, is_self: bool, stale_ms: u64) -> Option<u64> {
+    if is_self
+        || slot.flags & (CONNECTED | DIALING | BOOT) != 0
+        || (slot.record.is_none() && slot.flags & ADDR == 0)
+    {
+        return None;
+    }
+    Some(if slot.flags & STALE == 0 {
+        slot.next_dial_ms
+    } else {
+        slot.next_dial_ms.saturating_add(stale_ms)
+    })
 }
 
 /// The position of the key whose canonical bytes are `bytes` in `keys` (sorted by those
