@@ -1,6 +1,8 @@
 //! Host-name records in the tracker: stored, gossiped, planned for dialing, failing like any
 //! other address, and malformed names refused.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
@@ -9,22 +11,12 @@ use bytes::Bytes;
 use p2p_discovery::{
     Address, AddressPolicy, Config, Error, HostError, SocketError, Tracker, sign_record_for,
 };
-use p2p_identity::{Signer, Verifier, ed25519};
-use p2p_proto::{BitVec, Peer, Peers};
+use p2p_identity::Verifier;
+use p2p_proto::{BitVec, Peer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-type Key = ed25519::PublicKey;
-const NS: &[u8] = b"test-net";
-const NOW: u64 = 1_700_000_000_000;
-
-fn signer(i: u64) -> ed25519::PrivateKey {
-    ed25519::PrivateKey::insecure_from_seed(i)
-}
-
-fn key(i: u64) -> Key {
-    signer(i).public_key()
-}
+use common::{Key, NOW, NS, key, one, signer};
 
 fn host(text: &str) -> Address {
     text.parse().unwrap()
@@ -44,10 +36,6 @@ fn config(policy: AddressPolicy) -> Config {
 
 fn record(i: u64, address: &str, ts: u64) -> Peer {
     sign_record_for(&signer(i), NS, &host(address), ts)
-}
-
-fn one(p: Peer) -> Peers {
-    Peers { peers: vec![p] }
 }
 
 fn rng() -> ChaCha8Rng {

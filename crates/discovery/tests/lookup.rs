@@ -1,5 +1,7 @@
 //! Lookup mode (addresses from the application) and observers (keys outside every peer set).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
@@ -8,26 +10,10 @@ use p2p_discovery::{
     Address, AddressPolicy, AddressRefusal, AddressUpdate, Config, Error, Mode, Tracker,
     sign_record,
 };
-use p2p_identity::{Signer, Verifier, ed25519};
+use p2p_identity::Verifier;
 use p2p_proto::{BitVec, Peer, Peers};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
-type Key = ed25519::PublicKey;
-const NS: &[u8] = b"test-net";
-const NOW: u64 = 1_700_000_000_000;
-
-fn signer(i: u64) -> ed25519::PrivateKey {
-    ed25519::PrivateKey::insecure_from_seed(i)
-}
-
-fn key(i: u64) -> Key {
-    signer(i).public_key()
-}
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+use common::{Key, NOW, NS, addr, key, rng, signer};
 
 fn config(mode: Mode) -> Config {
     let mut c = Config::recommended(NS);
@@ -43,10 +29,6 @@ fn config(mode: Mode) -> Config {
 
 fn tracker(mode: Mode) -> Tracker<Key> {
     Tracker::with_signer(config(mode), &signer(0), addr(1000), NOW, vec![]).unwrap()
-}
-
-fn rng() -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(7)
 }
 
 fn record(i: u64, port: u16, ts: u64) -> Peer {

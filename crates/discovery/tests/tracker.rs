@@ -1,5 +1,7 @@
 //! Tracker behaviour: peer sets, validation of vectors and records, gossip, dials.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
@@ -9,26 +11,11 @@ use p2p_discovery::{
     AddressPolicy, AddressRefusal, Config, Error, KeepConnection, SocketError, Tracker,
     resolve_duplicate, sign_record,
 };
-use p2p_identity::{KeyError, SignatureError, Signer, Verifier, bls12381, ed25519};
+use p2p_identity::{KeyError, SignatureError, Signer, Verifier, bls12381};
 use p2p_proto::{BitVec, Peer, Peers};
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-type Key = ed25519::PublicKey;
-const NS: &[u8] = b"test-net";
-const NOW: u64 = 1_700_000_000_000;
-
-fn signer(i: u64) -> ed25519::PrivateKey {
-    ed25519::PrivateKey::insecure_from_seed(i)
-}
-
-fn key(i: u64) -> Key {
-    signer(i).public_key()
-}
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+use common::{Key, NOW, NS, addr, key, one, rng, signer};
 
 fn config() -> Config {
     let mut c = Config::recommended(NS);
@@ -52,16 +39,8 @@ fn tracker() -> Tracker<Key> {
     Tracker::with_signer(config(), &signer(0), addr(1000), NOW, vec![]).unwrap()
 }
 
-fn rng() -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(7)
-}
-
 fn record(i: u64, port: u16, ts: u64) -> Peer {
     sign_record(&signer(i), NS, addr(port), ts)
-}
-
-fn one(p: Peer) -> Peers {
-    Peers { peers: vec![p] }
 }
 
 fn keys(ids: &[u64]) -> Vec<Key> {
