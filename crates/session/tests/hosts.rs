@@ -3,55 +3,36 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Instant;
-
 use bytes::Bytes;
 use common::*;
-use governor::Quota;
-use p2p_discovery::{Address, Tracker};
+use p2p_discovery::Address;
 use p2p_identity::Signer;
-use p2p_mux::{Mux, MuxConfig};
 use p2p_proto::message::Payload;
 use p2p_proto::{BitVec, Peer, Peers};
 use p2p_session::decode::{Kind, decode, encode};
-use p2p_session::{BATCH_MINOR, Event, HOST_MINOR, Manager, Session};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use p2p_session::{BATCH_MINOR, Event, HOST_MINOR, Session};
 
 /// Node 0 of four keys, whose own record advertises `node0.example.com:7000` when `host`.
 fn node_advertising(host: bool) -> Node {
-    let keys: Vec<K> = (0..4).map(K::insecure_from_seed).collect();
-    let discovery = p2p_discovery::Config::local(NAMESPACE.to_vec());
     let address: Address = if host {
         "node0.example.com:7000".parse().unwrap()
     } else {
         "127.0.0.1:7000".parse().unwrap()
     };
-    let tracker =
-        Tracker::with_signer(discovery.clone(), &keys[0], address, UNIX0, vec![]).unwrap();
-    let t0 = Instant::now();
-    let manager = Arc::new(Manager::new(manager_config(), tracker, t0));
-    manager
-        .handle_peer_set(0, keys.iter().map(Signer::public_key).collect())
+    node_at(4, manager_config(), address)
+}
+
+/// `node` learns `record` from the key it describes (`from`).
+fn learn(node: &mut Node, from: usize, record: Peer) {
+    node.manager
+        .handle_peers(
+            &node.key(from),
+            Peers {
+                peers: vec![record],
+            },
+            UNIX0,
+        )
         .unwrap();
-    let mut mux = Mux::new(MuxConfig {
-        max_frame_plaintext: 4096,
-        ..MuxConfig::recommended()
-    });
-    let quota = Quota::per_second(std::num::NonZeroU32::new(10).unwrap());
-    let (tx, rx) = mux.register(1, quota, 1 << 16, 2, None).unwrap();
-    Node {
-        keys,
-        manager,
-        mux,
-        tx,
-        rx,
-        discovery,
-        t0,
-        rng: ChaCha8Rng::seed_from_u64(1),
-        schedulers: Vec::new(),
-    }
 }
 
 /// Runs the version step with peer `i` announcing `minor`, admits it, and returns the session
@@ -146,39 +127,14 @@ fn answer_to_empty_vector(node: &mut Node, s: &mut Session<P>, i: usize) -> Opti
 fn gossip_to_an_older_peer_leaves_host_records_out() {
     let mut node = node_advertising(false);
     // Key 2 advertises a name, key 3 a socket; both learnt from key 2 and key 3 themselves.
-    node.manager
-        .handle_peers(
-            &node.key(2),
-            Peers {
-                peers: vec![host_record(2)],
-            },
-            UNIX0,
-        )
-        .unwrap();
-    node.manager
-        .handle_peers(
-            &node.key(3),
-            Peers {
-                peers: vec![socket_record(3)],
-            },
-            UNIX0,
-        )
-        .unwrap();
+    learn(&mut node, 2, host_record(2));
+    learn(&mut node, 3, socket_record(3));
     let (mut old, _) = admit_with_minor(&mut node, 1, 1);
     let sent = answer_to_empty_vector(&mut node, &mut old, 1).unwrap();
     assert!(sent.iter().all(|p| p.socket[0] != 0x48), "{sent:?}");
     assert!(sent.contains(&socket_record(3)));
     let mut node2 = node_advertising(false);
-    node2
-        .manager
-        .handle_peers(
-            &node2.key(2),
-            Peers {
-                peers: vec![host_record(2)],
-            },
-            UNIX0,
-        )
-        .unwrap();
+    learn(&mut node2, 2, host_record(2));
     let (mut new, _) = admit_with_minor(&mut node2, 1, HOST_MINOR);
     let sent = answer_to_empty_vector(&mut node2, &mut new, 1).unwrap();
     assert!(sent.contains(&host_record(2)), "{sent:?}");
@@ -187,15 +143,7 @@ fn gossip_to_an_older_peer_leaves_host_records_out() {
 #[test]
 fn an_answer_of_only_host_records_is_not_sent_to_an_older_peer() {
     let mut node = node_advertising(true);
-    node.manager
-        .handle_peers(
-            &node.key(2),
-            Peers {
-                peers: vec![host_record(2)],
-            },
-            UNIX0,
-        )
-        .unwrap();
+    learn(&mut node, 2, host_record(2));
     // Our own record (a name) and key 2's (a name) are all we know beyond the asker.
     let (mut old, _) = admit_with_minor(&mut node, 1, 0);
     assert_eq!(answer_to_empty_vector(&mut node, &mut old, 1), None);

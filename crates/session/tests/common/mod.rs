@@ -58,16 +58,23 @@ pub(crate) fn node(n: u64) -> Node {
 
 /// [`node`] with other manager limits.
 pub(crate) fn node_with(n: u64, config: ManagerConfig) -> Node {
+    node_at(
+        n,
+        config,
+        "127.0.0.1:7000".parse::<std::net::SocketAddr>().unwrap(),
+    )
+}
+
+/// [`node_with`], whose own record advertises `address`.
+pub(crate) fn node_at(
+    n: u64,
+    config: ManagerConfig,
+    address: impl Into<p2p_discovery::Address>,
+) -> Node {
     let keys: Vec<K> = (0..n).map(K::insecure_from_seed).collect();
     let discovery = p2p_discovery::Config::local(NAMESPACE.to_vec());
-    let tracker = Tracker::with_signer(
-        discovery.clone(),
-        &keys[0],
-        "127.0.0.1:7000".parse::<std::net::SocketAddr>().unwrap(),
-        UNIX0,
-        vec![],
-    )
-    .unwrap();
+    let tracker =
+        Tracker::with_signer(discovery.clone(), &keys[0], address, UNIX0, vec![]).unwrap();
     let t0 = Instant::now();
     let manager = Arc::new(Manager::new(config, tracker, t0));
     manager
