@@ -19,7 +19,10 @@
 //!      [`host::select_targets`]; a name that does not resolve (in time, or to an accepted
 //!      address) is reported with [`Tracker::handle_dial_failed`].
 //!    - [`Tracker::poll_ping`]: send the returned vector to every connected peer (it is the
-//!      keep-alive ping).
+//!      keep-alive ping). Better: give each connection its own ping phase (drawn when it
+//!      opens) and, at a tick where some are due, send them one [`Tracker::ping_vector`]: a
+//!      peer pinged later then sees what earlier answers taught us, and does not send it
+//!      again (what the session manager does).
 //! 3. Before a handshake completes, ask [`Tracker::is_authorized`]. When a second connection to
 //!    a peer completes, keep the one chosen by [`resolve_duplicate`] and close the other.
 //! 4. After a kept handshake: [`Tracker::handle_connected`], then send [`Tracker::my_record`] (as

@@ -1106,18 +1106,27 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
         out
     }
 
-    /// The ping: a bit vector of a randomly chosen tracked index, at most once per
-    /// `ping_interval`. The facade sends it to every connected peer. Keys whose dial failed
-    /// since the last ping have their bit at 0 in it (peers then send any newer record) and
-    /// at 1 again afterwards. `None` when no interval
-    /// has passed or no set is tracked.
+    /// The ping of a driver that pings all its connections at once: a bit vector of a
+    /// randomly chosen tracked index, at most once per `ping_interval` (see
+    /// [`Tracker::ping_vector`]; the session manager instead pings each connection on its own
+    /// phase). Keys whose dial failed since the last ping have their bit at 0 in it (peers
+    /// then send any newer record) and at 1 again afterwards. `None` when no interval has
+    /// passed or no set is tracked.
     pub fn poll_ping<R: Rng + ?Sized>(&mut self, now_ms: u64, rng: &mut R) -> Option<BitVec> {
         if self.sets.is_empty() || now_ms < self.next_ping_ms {
             return None;
         }
         self.next_ping_ms = now_ms.saturating_add(ms(self.config.ping_interval));
+        self.ping_vector(rng)
+    }
+
+    /// The vector of a ping about to be sent (to some connected peers; a driver that pings
+    /// each connection on its own phase calls this once per batch of due connections): a
+    /// [`Tracker::random_bit_vec`], after which the keys made suspect by failed dials are
+    /// known again (this ping asked for their newer records; the next ones do not). `None` if
+    /// no set is tracked.
+    pub fn ping_vector<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Option<BitVec> {
         let ping = self.random_bit_vec(rng);
-        // This ping asked for newer records of the suspect keys; the next ones do not.
         for u in std::mem::take(&mut self.suspects) {
             let u = u as usize;
             if let Some(slot) = self.slots.get_mut(u) {

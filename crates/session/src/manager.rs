@@ -197,6 +197,13 @@ pub struct Admitted<H> {
     pub role: Role,
 }
 
+/// The discovery ping interval in ms (at least 1).
+fn ping_interval_ms<V: Verifier, C: RecordVerifier<V>>(tracker: &Tracker<V, C>) -> u64 {
+    u64::try_from(tracker.config().ping_interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 /// What [`Manager::poll_housekeeping`] asks the driver to do.
 #[derive(Debug)]
 pub struct Housekeeping<V, H> {
@@ -234,6 +241,9 @@ struct Entry<H> {
     cause: Option<&'static str>,
     /// What the peer was when admitted.
     role: Role,
+    /// When (Unix ms) the peer's next housekeeping ping is due. Each connection keeps its own
+    /// phase, drawn at admission, so a node's pings are spread over the interval.
+    next_ping_ms: u64,
 }
 
 /// A bootstrapper named by peer id, not yet matched to a tracked key.
@@ -512,6 +522,9 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
         } else {
             Role::Validator
         };
+        // The admission vector below is the first; the first periodic ping comes at a random
+        // point of the next interval.
+        let ping_ms = ping_interval_ms(&inner.tracker);
         let entry = Entry {
             id,
             dialed_by_me,
@@ -519,6 +532,7 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
             announced: false,
             cause: None,
             role,
+            next_ping_ms: now_ms.saturating_add(rng.random_range(1..=ping_ms)),
         };
         if entry.counted_as_observer() {
             // Its inbound place moves from the validators' cap to the observers'.
@@ -816,10 +830,24 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
         rng: &mut R,
     ) -> Housekeeping<V, H> {
         let mut inner = self.lock();
-        let ping = inner.tracker.poll_ping(now_ms, rng).map(|bv| {
-            let peers = inner.peers.keys().cloned().collect();
-            (encode(&Payload::BitVec(bv)), peers)
-        });
+        let ping_ms = ping_interval_ms(&inner.tracker);
+        let mut due = Vec::new();
+        for (key, e) in inner.peers.iter_mut() {
+            if e.next_ping_ms <= now_ms {
+                e.next_ping_ms = now_ms.saturating_add(ping_ms);
+                due.push(key.clone());
+            }
+        }
+        // One vector for this tick's peers, built now: what the answers of the peers pinged
+        // at earlier ticks taught us is in it, so they are not sent to us again.
+        let ping = if due.is_empty() {
+            None
+        } else {
+            inner
+                .tracker
+                .ping_vector(rng)
+                .map(|bv| (encode(&Payload::BitVec(bv)), due))
+        };
         let evict = take_evictions(&mut inner);
         let stats = inner.tracker.stats();
         // Expired blocks: forgotten, and the key is dialable at once (as after `unblock`).

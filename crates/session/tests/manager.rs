@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
@@ -358,33 +358,40 @@ fn dials_are_planned_within_their_own_slots_and_blocked_keys_are_skipped() {
     );
 }
 
+/// Each admitted peer gets one ping per interval, at its own phase drawn at admission: peers
+/// admitted together are pinged at different ticks, so a peer pinged later is asked with what
+/// the answers to the earlier pings taught us (without it all 11 go out at one tick).
 #[test]
-fn pings_go_to_admitted_peers_once_per_interval_and_rotations_evict() {
-    let mut node = node(4);
-    let _s1 = node.admitted(1, 1);
-    let _s2 = node.admitted(2, 2);
+fn each_peer_is_pinged_once_per_interval_on_its_own_phase_and_rotations_evict() {
+    let mut node = node(12);
+    let _sessions: Vec<_> = (1..12).map(|i| node.admitted(i, i as u32)).collect();
     let t = node.t0;
-    let hk = node.manager.poll_housekeeping(UNIX0, t, &mut node.rng);
-    let (_, mut to) = hk.ping.expect("the first ping is due");
-    to.sort();
-    let mut expected = vec![node.key(1), node.key(2)];
-    expected.sort();
-    assert_eq!(to, expected);
-    assert!(
-        node.manager
-            .poll_housekeeping(UNIX0 + 10, t, &mut node.rng)
-            .ping
-            .is_none()
-    );
     let interval = node.discovery.ping_interval.as_millis() as u64;
-    assert!(
-        node.manager
-            .poll_housekeeping(UNIX0 + interval, t, &mut node.rng)
-            .ping
-            .is_some()
-    );
+    let tick = interval / 10;
+    assert_eq!(interval % tick, 0, "ticks fall on the interval");
+    let hk = node.manager.poll_housekeeping(UNIX0, t, &mut node.rng);
+    assert!(hk.ping.is_none(), "the admission vector was the first");
+    let mut pinged: HashMap<P, Vec<u64>> = HashMap::new();
+    let mut now = UNIX0;
+    while now < UNIX0 + 3 * interval {
+        now += tick;
+        if let Some((_, to)) = node.manager.poll_housekeeping(now, t, &mut node.rng).ping {
+            assert!(!to.is_empty(), "a ping is only built for due peers");
+            for k in to {
+                pinged.entry(k).or_default().push(now - UNIX0);
+            }
+        }
+    }
+    assert_eq!(pinged.len(), 11, "every admitted peer is pinged");
+    for at in pinged.values() {
+        assert_eq!(at.len(), 3, "once per interval: {at:?}");
+        assert!(at[0] <= interval, "the first periodic ping within one interval: {at:?}");
+        assert!(at.windows(2).all(|w| w[1] - w[0] == interval), "{at:?}");
+    }
+    let phases: HashSet<u64> = pinged.values().map(|at| at[0]).collect();
+    assert!(phases.len() >= 3, "pings are spread over the interval: {phases:?}");
     // Key 2 leaves every tracked set: its handle comes back to be closed.
-    let keep: Vec<P> = vec![node.key(0), node.key(1), node.key(3)];
+    let keep: Vec<P> = (0..12).filter(|&i| i != 2).map(|i| node.key(i)).collect();
     let evicted = node.manager.handle_peer_set(1, keep.clone()).unwrap();
     assert!(evicted.is_empty(), "set 0 is still tracked");
     node.manager.handle_peer_set(2, keep.clone()).unwrap();
