@@ -32,6 +32,12 @@ pub struct Config {
     pub dial_backoff_base: Duration,
     /// Upper bound of the redial delay (before jitter).
     pub dial_backoff_max: Duration,
+    /// While we are connected to no peer at all, a failed bootstrapper dial is retried after
+    /// at most this long (before jitter) instead of the doubling backoff: a node that knows
+    /// nobody else gains nothing by waiting, and a crowd refused by a busy bootstrapper at
+    /// start (its handshake slots full) then joins within a few retries instead of after
+    /// minutes of doublings. Local policy (need not match).
+    pub isolated_backoff_max: Duration,
     /// Uniform random jitter added to every redial delay, in `[0, dial_jitter)`; after a
     /// failed dial, in `[0, max(dial_jitter, backoff / 2))`, so that peers refused together
     /// (a herd at a bootstrapper) spread their retries over the whole backoff window.
@@ -83,7 +89,8 @@ pub enum Mode {
 
 impl Config {
     /// For production networks: up to 32 gossip records per answer (about 3.8 KiB with ed25519),
-    /// ping every 5 s, 10 s of clock skew, redials from 1 s up to 1 min, stale addresses retried
+    /// ping every 5 s, 10 s of clock skew, redials from 1 s up to 1 min (5 s for a bootstrapper
+    /// while connected to nobody), stale addresses retried
     /// every 10 min; records may advertise
     /// public and private addresses, not loopback ([`AddressPolicy::recommended`]).
     pub fn recommended(namespace: impl Into<Bytes>) -> Self {
@@ -97,6 +104,7 @@ impl Config {
             max_clock_skew: Duration::from_secs(10),
             dial_backoff_base: Duration::from_secs(1),
             dial_backoff_max: Duration::from_secs(60),
+            isolated_backoff_max: Duration::from_secs(5),
             dial_jitter: Duration::from_millis(500),
             max_failed_dials: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
             unknown_after_failed_dials: NonZeroU32::MIN,
@@ -114,6 +122,7 @@ impl Config {
             ping_interval: Duration::from_secs(1),
             dial_backoff_base: Duration::from_millis(200),
             dial_backoff_max: Duration::from_secs(5),
+            isolated_backoff_max: Duration::from_secs(1),
             dial_jitter: Duration::from_millis(100),
             max_failed_dials: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
             stale_redial_interval: Duration::from_secs(60),
@@ -129,6 +138,7 @@ impl Config {
             ping_interval: Duration::from_millis(250),
             dial_backoff_base: Duration::from_millis(50),
             dial_backoff_max: Duration::from_secs(1),
+            isolated_backoff_max: Duration::from_millis(250),
             dial_jitter: Duration::from_millis(20),
             max_failed_dials: NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN),
             stale_redial_interval: Duration::from_secs(5),

@@ -579,12 +579,18 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             return Err(Error::NotAuthorized);
         }
         if let Some(b) = boot {
+            // Connected to nobody: only a bootstrapper can bring us in, so do not back off far.
+            let cap = if self.isolated() {
+                ms(self.config.isolated_backoff_max)
+            } else {
+                u64::MAX
+            };
             let boot = &mut self.boots[b];
             boot.dialing = false;
             if !boot.connected {
                 boot.failures = boot.failures.saturating_add(1);
-                boot.next_dial_ms =
-                    now_ms.saturating_add(retry_delay(&self.config, boot.failures, spread));
+                let delay = retry_delay_capped(&self.config, boot.failures, spread, cap);
+                boot.next_dial_ms = now_ms.saturating_add(delay);
             }
         }
         if let Some(s) = slot {
@@ -1261,6 +1267,17 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
             .collect()
     }
 
+    /// The counts of the tracked set `index` (what [`Tracker::stats`] lists), without
+    /// allocating.
+    pub fn set_stats(&self, index: u64) -> Option<SetStats> {
+        self.sets.get(&index).map(|set| SetStats {
+            index,
+            peers: set.keys.len(),
+            known: set.known,
+            connected: set.connected,
+        })
+    }
+
     /// Like [`Tracker::stats`], but counted from the per-peer state instead of the counts kept
     /// up to date as it changes (for cross-checks).
     pub fn stats_uncached(&self) -> Vec<SetStats> {
@@ -1333,6 +1350,11 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     // ------------------------------------------------------------------------------------------
     // Internals
     // ------------------------------------------------------------------------------------------
+
+    /// Connected to no key of any set and to no bootstrapper.
+    fn isolated(&self) -> bool {
+        self.sets.values().all(|s| s.connected == 0) && self.boots.iter().all(|b| !b.connected)
+    }
 
     /// Position in the union and in the bootstrapper list (ourselves: neither).
     fn locate(&self, key: &V) -> (Option<usize>, Option<usize>) {
@@ -1519,7 +1541,12 @@ fn fill_bits<V>(set: &PeerSet<V>, slots: &[Slot], out: &mut Vec<u8>) {
 /// doubling: with a fixed jitter each round admits about as many as the first did, and the
 /// rest wait out ever longer backoffs.
 fn retry_delay(config: &Config, failures: u32, spread: u32) -> u64 {
-    let base = backoff(config, failures);
+    retry_delay_capped(config, failures, spread, u64::MAX)
+}
+
+/// [`retry_delay`] with the backoff (before jitter) capped at `cap_ms`.
+fn retry_delay_capped(config: &Config, failures: u32, spread: u32, cap_ms: u64) -> u64 {
+    let base = backoff(config, failures).min(cap_ms);
     let range = ms(config.dial_jitter).max(base / 2);
     base.saturating_add(((u128::from(range) * u128::from(spread)) >> 32) as u64)
 }
@@ -1534,6 +1561,12 @@ fn backoff(config: &Config, failures: u32) -> u64 {
 
 /// Word `w` of a bit vector (bytes in order, least significant bit first), zero past its end.
 fn word(bits: &[u8], w: usize) -> u64 {
+    let whole = w
+        .checked_mul(8)
+        .and_then(|s| bits.get(s..s.checked_add(8)?));
+    if let Some(Ok(b)) = whole.map(<[u8; 8]>::try_from) {
+        return u64::from_le_bytes(b);
+    }
     let start = (w * 8).min(bits.len());
     let end = (start + 8).min(bits.len());
     let mut buf = [0u8; 8];

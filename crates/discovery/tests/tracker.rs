@@ -751,6 +751,36 @@ fn bootstrappers_always_dialed_never_stale() {
     assert!(t.poll_dials(now + 100_000).is_empty());
 }
 
+/// While connected to nobody, a failed bootstrapper dial is retried after at most
+/// `isolated_backoff_max` (plus its spread), not the doubling backoff: a node refused by a
+/// busy bootstrapper at start does not wait for minutes. Once it is connected to anyone, the
+/// bootstrapper's failures back off as any peer's.
+#[test]
+fn an_isolated_node_retries_its_bootstrapper_without_long_backoffs() {
+    let mut c = config();
+    c.dial_backoff_max = Duration::from_secs(8);
+    c.isolated_backoff_max = Duration::from_millis(300);
+    let boots = vec![(key(5), addr(5005).into())];
+    let mut t = Tracker::with_signer(c, &signer(0), addr(1000), NOW, boots).unwrap();
+    t.handle_peer_set(0, keys(&[0, 3, 5])).unwrap();
+    let mut r = rng();
+    let due = |t: &mut Tracker<Key>, now: u64| t.poll_dials(now).iter().any(|(k, _)| *k == key(5));
+    let mut now = NOW;
+    assert!(due(&mut t, now));
+    for failures in 1..=8 {
+        t.handle_dial_failed(&key(5), now, &mut r).unwrap();
+        // The capped backoff (300 ms) plus at most half of it; uncapped, the fifth failure
+        // would wait 1.6 s.
+        now += 450;
+        assert!(due(&mut t, now), "due again after {failures} failures");
+    }
+    // Connected to key 3: the ninth failure waits the capped doubling backoff (8 s).
+    t.handle_connected(&key(3), false).unwrap();
+    t.handle_dial_failed(&key(5), now, &mut r).unwrap();
+    assert!(!due(&mut t, now + 7_999));
+    assert!(due(&mut t, now + 12_000));
+}
+
 #[test]
 fn unauthorized_peer_events() {
     let (mut t, _) = ten();

@@ -679,10 +679,14 @@ impl<S: Signer> Sim<S> {
                 && self.now / every != q.at / every
             {
                 eprintln!(
-                    "[sim] t={:.1} s events={} connections={} frames={} records received {} stored {} vectors answered {} unanswered {} current={:.2}% wall={:?}",
+                    "[sim] t={:.1} s events={} connections={} isolated={} frames={} records received {} stored {} vectors answered {} unanswered {} current={:.2}% wall={:?}",
                     q.at as f64 / 1e6,
                     self.events,
                     self.conns.len(),
+                    self.nodes
+                        .iter()
+                        .filter(|nd| nd.online && nd.links == 0)
+                        .count(),
                     self.phase.frames,
                     self.phase.records_received,
                     self.phase.records_stored,
@@ -834,6 +838,13 @@ impl<S: Signer> Sim<S> {
             });
         }
         bad
+    }
+
+    /// Records node `i` holds for the keys of the set (set 0, the only one simulated).
+    fn known_of(&self, i: u32) -> usize {
+        self.nodes[i as usize]
+            .manager
+            .with_tracker(|t| t.set_stats(0).map_or(0, |s| s.known))
     }
 
     fn honest(&self, i: u32) -> bool {
@@ -1214,9 +1225,7 @@ impl<S: Signer> Sim<S> {
             instant: self.instant(),
             unix_ms: self.now_ms(),
         };
-        let known_before = self.nodes[me as usize]
-            .manager
-            .with_tracker(|t| t.stats().iter().map(|s| s.known).sum::<usize>());
+        let known_before = self.known_of(me);
         let mut received = 0;
         let routed = match decode::decode(body, &self.cfg.session.limits) {
             Ok((kind, payload)) => {
@@ -1242,9 +1251,7 @@ impl<S: Signer> Sim<S> {
             conn.side[to].opening = opening;
         }
         if role == Role::Honest {
-            let known_after = self.nodes[me as usize]
-                .manager
-                .with_tracker(|t| t.stats().iter().map(|s| s.known).sum::<usize>());
+            let known_after = self.known_of(me);
             self.phase.records_received += received;
             self.phase.records_stored += known_after.saturating_sub(known_before) as u64;
             match &routed {

@@ -385,11 +385,17 @@ fn each_peer_is_pinged_once_per_interval_on_its_own_phase_and_rotations_evict() 
     assert_eq!(pinged.len(), 11, "every admitted peer is pinged");
     for at in pinged.values() {
         assert_eq!(at.len(), 3, "once per interval: {at:?}");
-        assert!(at[0] <= interval, "the first periodic ping within one interval: {at:?}");
+        assert!(
+            at[0] <= interval,
+            "the first periodic ping within one interval: {at:?}"
+        );
         assert!(at.windows(2).all(|w| w[1] - w[0] == interval), "{at:?}");
     }
     let phases: HashSet<u64> = pinged.values().map(|at| at[0]).collect();
-    assert!(phases.len() >= 3, "pings are spread over the interval: {phases:?}");
+    assert!(
+        phases.len() >= 3,
+        "pings are spread over the interval: {phases:?}"
+    );
     // Key 2 leaves every tracked set: its handle comes back to be closed.
     let keep: Vec<P> = (0..12).filter(|&i| i != 2).map(|i| node.key(i)).collect();
     let evicted = node.manager.handle_peer_set(1, keep.clone()).unwrap();
