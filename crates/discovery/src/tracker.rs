@@ -176,6 +176,8 @@ pub struct RecordCandidate<V> {
     pub timestamp: u64,
     /// The signature bytes as received.
     pub signature: Bytes,
+    /// Where the key was in the tracked union when planned (checked again at commit).
+    slot: usize,
 }
 
 impl<V: Verifier> RecordCandidate<V> {
@@ -861,9 +863,28 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
     /// if it is still newer than the stored one (another connection may have stored a newer
     /// one meanwhile) and its key is still tracked. Returns whether it was stored.
     pub fn commit_record(&mut self, key: &V, record: Arc<VerifiedRecord>) -> bool {
-        let Some(u) = find_key(&self.union, key.as_bytes()) else {
-            return false;
-        };
+        match find_key(&self.union, key.as_bytes()) {
+            Some(u) => self.commit_at(u, record),
+            None => false,
+        }
+    }
+
+    /// [`Tracker::commit_record`] for the candidate's key: where the plan found it, unless
+    /// the tracked sets changed meanwhile and it is no longer there.
+    pub fn commit_candidate(
+        &mut self,
+        candidate: &RecordCandidate<V>,
+        record: Arc<VerifiedRecord>,
+    ) -> bool {
+        if self.union.get(candidate.slot) == Some(&candidate.key) {
+            self.commit_at(candidate.slot, record)
+        } else {
+            self.commit_record(&candidate.key, record)
+        }
+    }
+
+    /// Stores the verified `record` at union position `u` if it is newer.
+    fn commit_at(&mut self, u: usize, record: Arc<VerifiedRecord>) -> bool {
         if Some(u) == self.self_slot {
             return false;
         }
@@ -955,6 +976,7 @@ impl<V: Verifier, C: RecordVerifier<V>> Tracker<V, C> {
                 address,
                 timestamp: peer.timestamp,
                 signature: sig.signature,
+                slot: u,
             },
         )))
     }

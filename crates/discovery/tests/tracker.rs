@@ -986,6 +986,39 @@ fn records_with_refused_addresses_are_dropped_and_never_dialed() {
     }
 }
 
+/// A record verified outside the lock is committed under its own key even when the tracked
+/// sets changed between plan and commit (positions in the union moved, or the key left).
+#[test]
+fn a_planned_record_is_committed_under_its_key_after_the_sets_changed() {
+    let (mut t, _) = ten();
+    let plan = t
+        .plan_peers(&key(1), one(record(2, 2002, NOW)), NOW)
+        .unwrap();
+    let moved = &plan.candidates[0];
+    let plan = t
+        .plan_peers(&key(1), one(record(3, 3003, NOW)), NOW)
+        .unwrap();
+    let gone = &plan.candidates[0];
+    // Ten more keys join: positions in the union move.
+    t.handle_peer_set(8, keys(&(0..20).collect::<Vec<_>>()))
+        .unwrap();
+    assert!(t.commit_candidate(moved, moved.verify(NS).unwrap()));
+    assert_eq!(t.record(&key(2)).and_then(|r| r.socket()), Some(addr(2002)));
+    for i in (1..20).filter(|&i| i != 2) {
+        assert!(t.record(&key(i)).is_none(), "key {i} got key 2's record");
+    }
+    // Key 3 leaves every tracked set (two are tracked): nothing is stored.
+    let without_3: Vec<u64> = (0..20).filter(|&i| i != 3).collect();
+    t.handle_peer_set(9, keys(&without_3)).unwrap();
+    t.handle_peer_set(10, keys(&without_3)).unwrap();
+    assert!(!t.commit_candidate(gone, gone.verify(NS).unwrap()));
+    assert!(t.record(&key(3)).is_none());
+    assert!(
+        t.records()
+            .all(|(_, r)| r.is_none_or(|r| r.socket() != Some(addr(3003))))
+    );
+}
+
 #[test]
 fn refused_newer_record_keeps_the_stored_one() {
     let mut t = with_policy(AddressPolicy::recommended());

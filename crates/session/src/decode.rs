@@ -339,6 +339,11 @@ pub fn decode(body: Bytes, limits: &Limits) -> Result<(Kind, Payload), DecodeErr
     Ok((kind, payload))
 }
 
+/// The length of [`encode`]'s output for `payload`, without encoding it.
+pub fn encoded_len(payload: &Payload) -> usize {
+    envelope::encoded_len(payload)
+}
+
 /// Encodes a payload into a frame plaintext.
 pub fn encode(payload: &Payload) -> Bytes {
     let mut out = bytes::BytesMut::with_capacity(envelope::encoded_len(payload));

@@ -946,7 +946,7 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
         if !verified.is_empty() {
             let mut inner = self.lock();
             for (candidate, record) in plan.candidates.iter().zip(verified) {
-                if inner.tracker.commit_record(&candidate.key, record) {
+                if inner.tracker.commit_candidate(candidate, record) {
                     outcome.accepted += 1;
                 } else {
                     outcome.ignored += 1;

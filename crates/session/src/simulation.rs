@@ -20,7 +20,12 @@
 //!   at 3 RTT. Both then send their record and a bit vector ([`Manager::admit`]).
 //!   Simultaneous dials are resolved by the manager's duplicate rule.
 //! - **Timers** as in the facade: `poll_dials` every `dial_interval`, `poll_housekeeping`
-//!   (the ping) every half of it, the idle timeout per connection side.
+//!   (the pings, each connection at its own phase) every half of it, the idle timeout per
+//!   connection side.
+//! - **Frames**: pings and every adversary's frame travel encoded and are decoded and checked
+//!   on arrival as on the wire; honest nodes' records and answers are handed over decoded
+//!   (their encoded length is counted), which makes the 10,000-node run about a fifth
+//!   faster and changes no outcome.
 //! - **Dials fail** for a port that no process listens on (a restarted node's old address:
 //!   refused after 1 RTT), for a node whose process is down (same), and for an address that
 //!   belongs to another key (the dialee refuses the handshake).
@@ -50,6 +55,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
@@ -354,19 +360,38 @@ enum Ev<S: Signer> {
     Version(u64),
     Frame {
         conn: u64,
-        to: usize,
-        body: Bytes,
+        to: u8,
+        body: Body,
     },
     Closed {
         conn: u64,
-        to: usize,
+        to: u8,
     },
     Idle {
         conn: u64,
-        side: usize,
+        side: u8,
     },
     Restart(u32),
     Check,
+}
+
+/// A discovery frame in flight.
+enum Body {
+    /// Encoded as on the wire (pings, adversaries' frames): decoded and checked on arrival.
+    Wire(Bytes),
+    /// An honest node's message, handed over decoded (its encoded size is what is counted;
+    /// boxed: events are moved on every queue operation).
+    Message(Kind, Box<Payload>),
+}
+
+impl Body {
+    /// Plaintext bytes on the wire.
+    fn len(&self) -> usize {
+        match self {
+            Self::Wire(b) => b.len(),
+            Self::Message(_, p) => decode::encoded_len(p),
+        }
+    }
 }
 
 struct Queued<S: Signer> {
@@ -398,7 +423,7 @@ struct Sim<S: Signer> {
     /// Position in the sorted set -> node.
     pos_to_node: Vec<u32>,
     nodes: Vec<Node<S>>,
-    conns: HashMap<u64, Conn<S>>,
+    conns: HashMap<u64, Conn<S>, BuildHasherDefault<IdHasher>>,
     queue: BinaryHeap<Reverse<Queued<S>>>,
     seq: u64,
     now: u64,
@@ -419,6 +444,27 @@ struct Sim<S: Signer> {
     knowledge_hint: usize,
     /// Key positions of the bootstrappers (nodes 0 to `bootstrappers - 1`).
     boot_positions: Vec<usize>,
+}
+
+/// Hashes the simulation's sequential connection ids with one multiplication (the map is
+/// looked up for every frame; SipHash's protection against chosen keys is not needed here).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -494,7 +540,7 @@ pub fn run<S: Signer, R: Rng + ?Sized>(cfg: SimConfig, rng: &mut R) -> Result<Si
         keys,
         pos_to_node,
         nodes: Vec::with_capacity(n),
-        conns: HashMap::new(),
+        conns: HashMap::default(),
         queue: BinaryHeap::new(),
         seq: 0,
         now: 0,
@@ -916,21 +962,21 @@ impl<S: Signer> Sim<S> {
                     self.admit(c, 0, rng);
                 }
             }
-            Ev::Frame { conn, to, body } => self.frame(conn, to, body, rng),
-            Ev::Closed { conn, to } => self.close(conn, to, false, rng),
+            Ev::Frame { conn, to, body } => self.frame(conn, usize::from(to), body, rng),
+            Ev::Closed { conn, to } => self.close(conn, usize::from(to), false, rng),
             Ev::Idle { conn, side } => {
                 let idle = us_of(self.cfg.session.idle_timeout);
                 let Some(c) = self.conns.get(&conn) else {
                     return;
                 };
-                let s = c.side[side];
+                let s = c.side[usize::from(side)];
                 if !s.open {
                     return;
                 }
                 let due = s.last_rx_us.saturating_add(idle);
                 if self.now >= due {
                     self.phase.idle_closes += 1;
-                    self.close(conn, side, true, rng);
+                    self.close(conn, usize::from(side), true, rng);
                 } else {
                     self.push(due - self.now, Ev::Idle { conn, side });
                 }
@@ -1115,16 +1161,23 @@ impl<S: Signer> Sim<S> {
             }
         }
         if let Some(record) = admitted.record {
-            let record = decode::encode(&Payload::Peers(Peers {
+            let record = Payload::Peers(Peers {
                 peers: vec![record],
-            }));
-            self.send(c, s, record, false);
+            });
+            self.send(c, s, Body::Message(Kind::Peers, Box::new(record)), false);
         }
         if let Some(bv) = admitted.bit_vec {
-            self.send(c, s, decode::encode(&Payload::BitVec(bv)), false);
+            let bv = Payload::BitVec(bv);
+            self.send(c, s, Body::Message(Kind::BitVec, Box::new(bv)), false);
         }
         let idle = us_of(self.cfg.session.idle_timeout);
-        self.push(idle, Ev::Idle { conn: c, side: s });
+        self.push(
+            idle,
+            Ev::Idle {
+                conn: c,
+                side: s as u8,
+            },
+        );
     }
 
     /// Closes side `s` after a refused admission (nothing to release).
@@ -1134,7 +1187,13 @@ impl<S: Signer> Sim<S> {
             let half = conn.rtt_us / 2;
             let other = conn.side[1 - s].open;
             if other {
-                self.push(half, Ev::Closed { conn: c, to: 1 - s });
+                self.push(
+                    half,
+                    Ev::Closed {
+                        conn: c,
+                        to: (1 - s) as u8,
+                    },
+                );
             } else {
                 self.conns.remove(&c);
             }
@@ -1148,7 +1207,7 @@ impl<S: Signer> Sim<S> {
     }
 
     /// Sends `body` from side `s` of `c` to the other side.
-    fn send(&mut self, c: u64, s: usize, body: Bytes, answer: bool) {
+    fn send(&mut self, c: u64, s: usize, body: Body, answer: bool) {
         let Some(conn) = self.conns.get(&c) else {
             return;
         };
@@ -1165,7 +1224,7 @@ impl<S: Signer> Sim<S> {
             half,
             Ev::Frame {
                 conn: c,
-                to: 1 - s,
+                to: (1 - s) as u8,
                 body,
             },
         );
@@ -1188,7 +1247,13 @@ impl<S: Signer> Sim<S> {
         if !other_open {
             self.conns.remove(&c);
         } else if notify {
-            self.push(half, Ev::Closed { conn: c, to: 1 - s });
+            self.push(
+                half,
+                Ev::Closed {
+                    conn: c,
+                    to: (1 - s) as u8,
+                },
+            );
         }
         let key = self.key(peer).clone();
         let now_ms = self.now_ms();
@@ -1208,7 +1273,7 @@ impl<S: Signer> Sim<S> {
         }
     }
 
-    fn frame<R: Rng + ?Sized>(&mut self, c: u64, to: usize, body: Bytes, rng: &mut R) {
+    fn frame<R: Rng + ?Sized>(&mut self, c: u64, to: usize, body: Body, rng: &mut R) {
         let Some(conn) = self.conns.get_mut(&c) else {
             return;
         };
@@ -1227,7 +1292,11 @@ impl<S: Signer> Sim<S> {
         };
         let known_before = self.known_of(me);
         let mut received = 0;
-        let routed = match decode::decode(body, &self.cfg.session.limits) {
+        let decoded = match body {
+            Body::Wire(bytes) => decode::decode(bytes, &self.cfg.session.limits),
+            Body::Message(kind, payload) => Ok((kind, *payload)),
+        };
+        let routed = match decoded {
             Ok((kind, payload)) => {
                 let is_vec = kind == Kind::BitVec;
                 if let Payload::Peers(p) = &payload {
@@ -1280,7 +1349,13 @@ impl<S: Signer> Sim<S> {
                 if let Some(peers) = answer
                     && !peers.peers.is_empty()
                 {
-                    self.send(c, to, decode::encode(&Payload::Peers(peers)), true);
+                    let payload = Payload::Peers(peers);
+                    let body = if role == Role::Honest {
+                        Body::Message(Kind::Peers, Box::new(payload))
+                    } else {
+                        Body::Wire(decode::encode(&payload))
+                    };
+                    self.send(c, to, body, true);
                 }
             }
         }
@@ -1374,7 +1449,7 @@ impl<S: Signer> Sim<S> {
         for c in peers.iter().filter_map(|k| manager.connection(k)) {
             let s = self.side_of(c, i);
             if self.conns.get(&c).is_some_and(|conn| conn.side[s].admitted) {
-                self.send(c, s, frame.clone(), false);
+                self.send(c, s, Body::Wire(frame.clone()), false);
             }
         }
     }
@@ -1409,7 +1484,13 @@ impl<S: Signer> Sim<S> {
             conn.side[s].open = false;
             let half = conn.rtt_us / 2;
             if conn.side[1 - s].open {
-                self.push(half, Ev::Closed { conn: c, to: 1 - s });
+                self.push(
+                    half,
+                    Ev::Closed {
+                        conn: c,
+                        to: (1 - s) as u8,
+                    },
+                );
             } else {
                 self.conns.remove(&c);
             }
