@@ -36,11 +36,10 @@ fn short_soak_accounts_for_every_message() {
     let text = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
     let record: serde_json::Value = serde_json::from_str(&text).unwrap();
     let report = &record["report"];
-    // Every check must pass, with one known exception (docs/reliability.md, "Findings" 4 and
-    // 6): messages in flight on a connection that closes between two members that never
-    // restarted, because the simultaneous-dial rule replaced it after it carried messages, or
-    // because a reader that paused on a loaded machine was taken for a `bit_vec_flood`.
-    // Those losses are still accounted for (the identity below holds); they are reported by
+    // Every check must pass, with one known exception (docs/reliability.md, "Findings" 6):
+    // messages in flight on a connection that closes between two members that never
+    // restarted, because the simultaneous-dial rule replaced it after it carried messages.
+    // (Finding 4, a paused reader taken for a `bit_vec_flood`, is fixed.) Those losses are still accounted for (the identity below holds); they are reported by
     // that check, and tolerated here so that CI does not depend on timing.
     let mut known = false;
     for check in report["checks"].as_array().unwrap() {

@@ -36,8 +36,9 @@ pub enum Error {
     /// A `Peers` message holds two records of the same key.
     #[error("peers message holds two records of one key")]
     DuplicateRecord,
-    /// More discovery messages of one kind within one budget interval than allowed.
-    #[error("more than {max} {kind:?} messages within one budget interval")]
+    /// Discovery messages of one kind faster than the budget allows: more than `max` per
+    /// budget interval, beyond the unused budget saved up (`SessionConfig::budget_burst`).
+    #[error("more than {max} {kind:?} messages per budget interval, beyond the saved-up budget")]
     DiscoveryFlood {
         /// `Kind::BitVec` or `Kind::Peers`.
         kind: Kind,

@@ -283,12 +283,12 @@ struct Inner<V: Verifier, H, C: RecordVerifier<V>> {
     budgets: HashMap<V, Budget>,
 }
 
-/// Discovery messages counted in the current window of one key.
+/// A key's discovery budgets: one token bucket per kind, kept as the instant at which the
+/// bucket will be full again (at or before now: full).
 #[derive(Clone, Copy, Debug)]
 struct Budget {
-    window_end: Instant,
-    bit_vecs: u32,
-    peers: u32,
+    bit_vecs_full_at: Instant,
+    peers_full_at: Instant,
 }
 
 /// The set of connections of one node and the policy that governs them (see the crate docs).
@@ -874,8 +874,10 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
         }
         inner.limiter.forget_idle(now);
         inner.prefix_limiter.forget_idle(now);
-        // An expired window counts like no window at all.
-        inner.budgets.retain(|_, b| b.window_end > now);
+        // A full bucket counts like no bucket at all.
+        inner
+            .budgets
+            .retain(|_, b| b.bit_vecs_full_at.max(b.peers_full_at) > now);
         Housekeeping {
             ping,
             evict,
@@ -960,8 +962,10 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
     }
 
     /// Counts one discovery message of `kind` (`BitVec` or `Peers`) from the admitted `peer`
-    /// at `now` against the peer's budget for the current window (`config.budget_interval`
-    /// long). The budget belongs to the key, so reconnecting does not refill it.
+    /// at `now` against the peer's budget: a token bucket refilled at the kind's maximum per
+    /// `config.budget_interval` and holding `config.budget_burst` intervals' worth, so
+    /// messages that piled up while our reader paused pass, and a sustained rate above the
+    /// maximum does not. The budget belongs to the key, so reconnecting does not refill it.
     ///
     /// Errors: [`Error::DiscoveryFlood`] past the budget (close the connection).
     pub fn spend_discovery(
@@ -972,23 +976,23 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
         config: &SessionConfig,
     ) -> Result<(), Error> {
         let mut inner = self.lock();
-        let fresh = Budget {
-            window_end: now + config.budget_interval,
-            bit_vecs: 0,
-            peers: 0,
+        let full = Budget {
+            bit_vecs_full_at: now,
+            peers_full_at: now,
         };
-        let b = inner.budgets.entry(peer.clone()).or_insert(fresh);
-        if b.window_end <= now {
-            *b = fresh;
-        }
-        let (count, max) = match kind {
-            Kind::BitVec => (&mut b.bit_vecs, config.max_bit_vecs.get()),
-            _ => (&mut b.peers, config.max_peers_messages.get()),
+        let b = inner.budgets.entry(peer.clone()).or_insert(full);
+        let (full_at, max) = match kind {
+            Kind::BitVec => (&mut b.bit_vecs_full_at, config.max_bit_vecs.get()),
+            _ => (&mut b.peers_full_at, config.max_peers_messages.get()),
         };
-        *count = count.saturating_add(1);
-        if *count > max {
+        // One message costs interval / max of refill time; the bucket holds burst intervals.
+        let cost = config.budget_interval / max;
+        let capacity = config.budget_interval * config.budget_burst.get();
+        let spent = (*full_at).max(now) + cost;
+        if spent.saturating_duration_since(now) > capacity {
             return Err(Error::DiscoveryFlood { kind, max });
         }
+        *full_at = spent;
         Ok(())
     }
 

@@ -34,6 +34,13 @@ pub struct SessionConfig {
     /// Most `Peers` messages accepted per budget interval (an honest peer sends its record
     /// once and answers each of our bit vectors at most once).
     pub max_peers_messages: NonZeroU32,
+    /// How many intervals' worth of unused budget a peer keeps (the budgets are token buckets
+    /// refilled at `max_bit_vecs` and `max_peers_messages` per interval, holding at most this
+    /// many intervals' worth). When our reader pauses (backpressure, a rate-limit pause, a
+    /// descheduled process), the pings that piled up meanwhile are read together; a budget
+    /// counted in fixed windows took them for a flood. A flooder gains one burst of this
+    /// size, then the rate.
+    pub budget_burst: NonZeroU32,
     /// Counts and lengths checked before decoding.
     pub limits: Limits,
     /// Largest plaintext of a batch frame this node sends to a peer that accepts them
@@ -58,7 +65,8 @@ pub const DEFAULT_COALESCE_LIMIT: usize = 16 * 1024;
 
 impl SessionConfig {
     /// Settings derived from the discovery configuration: budgets of 4 bit vectors and 8 peers
-    /// messages per ping interval, record and bit-vector limits from discovery's.
+    /// messages per ping interval, of which up to 4 intervals' worth accumulate, record and
+    /// bit-vector limits from discovery's.
     pub fn new(
         discovery: &p2p_discovery::Config,
         version_timeout: Duration,
@@ -70,6 +78,7 @@ impl SessionConfig {
             budget_interval: discovery.ping_interval.max(Duration::from_millis(1)),
             max_bit_vecs: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
             max_peers_messages: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
+            budget_burst: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
             limits: Limits {
                 max_records: discovery.max_records_per_message.get(),
                 max_channels: MAX_CHANNELS,
