@@ -185,6 +185,20 @@ fn bit(t: &mut Tracker<Key>, p: usize) -> bool {
     t.bit_vec(7).unwrap().bits[p / 8] & (1 << (p % 8)) != 0
 }
 
+/// Whether our answer to key 1's empty vector for set 7 (it knows nothing) holds key `i`'s
+/// record (we always have something to answer with: our own record).
+fn gossips(t: &mut Tracker<Key>, r: &mut ChaCha8Rng, i: u64) -> bool {
+    let empty = BitVec {
+        index: 7,
+        bits: Bytes::from_static(&[0, 0]),
+    };
+    let answer = t.handle_bit_vec(&key(1), &empty, r).unwrap().unwrap();
+    answer
+        .peers
+        .iter()
+        .any(|p| &p.signature.as_ref().unwrap().public_key[..] == key(i).as_bytes())
+}
+
 /// Dials key 2 and fails, three times 1010 ms apart from `now` (the config's
 /// `max_failed_dials`: its address is then stale); returns the time 1010 ms after the last.
 fn fail_key_2_until_stale(t: &mut Tracker<Key>, r: &mut ChaCha8Rng, mut now: u64) -> u64 {
@@ -577,17 +591,7 @@ fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stal
         now += delay + delay / 2;
     }
     // Suspect, not stale: the record is still gossiped to a peer that lacks it.
-    let empty = BitVec {
-        index: 7,
-        bits: Bytes::from_static(&[0, 0]),
-    };
-    let answer = t.handle_bit_vec(&key(1), &empty, &mut r).unwrap().unwrap();
-    assert!(
-        answer
-            .peers
-            .iter()
-            .any(|p| &p.signature.as_ref().unwrap().public_key[..] == key(2).as_bytes())
-    );
+    assert!(gossips(&mut t, &mut r, 2));
     assert!(t.record(&key(2)).is_some());
     // A peer answering our vector sends the record it has: the same one changes nothing.
     let o = t
@@ -610,17 +614,7 @@ fn backoff_doubles_the_bit_clears_at_the_first_failure_and_the_address_goes_stal
     // preset) after its backoff (400 ms + up to 200 ms).
     let stale = 600_000;
     assert!(t.poll_dials(now + stale + 399).is_empty());
-    let vec = BitVec {
-        index: 7,
-        bits: Bytes::from_static(&[0, 0]),
-    };
-    let answer = t.handle_bit_vec(&key(1), &vec, &mut r).unwrap().unwrap();
-    assert!(
-        answer
-            .peers
-            .iter()
-            .all(|p| &p.signature.as_ref().unwrap().public_key[..] != key(2).as_bytes())
-    );
+    assert!(!gossips(&mut t, &mut r, 2));
     // The same record again does not revive it; a newer one does.
     let o = t
         .handle_peers(&key(1), one(record(2, 2002, NOW)), now)

@@ -986,14 +986,20 @@ impl<V: Verifier, H: Clone, C: RecordVerifier<V> + Clone> Manager<V, H, C> {
             _ => (&mut b.peers_full_at, config.max_peers_messages.get()),
         };
         // One message costs interval / max of refill time; the bucket holds burst intervals.
+        // (Checked: a configured interval near `Duration::MAX` must not panic; past the
+        // instants the platform can hold, the bucket counts as empty.)
         let cost = config.budget_interval / max;
-        let capacity = config.budget_interval * config.budget_burst.get();
-        let spent = (*full_at).max(now) + cost;
-        if spent.saturating_duration_since(now) > capacity {
-            return Err(Error::DiscoveryFlood { kind, max });
+        let capacity = config
+            .budget_interval
+            .checked_mul(config.budget_burst.get())
+            .unwrap_or(Duration::MAX);
+        match (*full_at).max(now).checked_add(cost) {
+            Some(spent) if spent.saturating_duration_since(now) <= capacity => {
+                *full_at = spent;
+                Ok(())
+            }
+            _ => Err(Error::DiscoveryFlood { kind, max }),
         }
-        *full_at = spent;
-        Ok(())
     }
 
     /// Reads the tracker (for metrics, tests and tools).

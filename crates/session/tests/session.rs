@@ -242,6 +242,31 @@ fn pings_that_piled_up_behind_a_paused_reader_are_not_a_flood() {
     assert_eq!(err.label(), "bit_vec_flood");
 }
 
+/// Budget arithmetic with extreme configured intervals does not panic: an interval of
+/// `Duration::MAX` takes a message, then refuses once the refill instant no longer fits
+/// (the fixed window panicked adding the interval to the clock); a zero-length one limits nothing, as the fixed windows did (`SessionConfig::new`
+/// never builds it: at least 1 ms).
+#[test]
+fn extreme_budget_intervals_do_not_panic() {
+    let node = node(4);
+    let t = node.t0;
+    let mut config = node.config();
+    config.budget_interval = Duration::MAX;
+    let spend = || {
+        node.manager
+            .spend_discovery(&node.key(1), Kind::BitVec, t, &config)
+    };
+    assert!(spend().is_ok(), "a full bucket takes one message");
+    let refused = (0..8).find_map(|_| spend().err());
+    assert_eq!(refused.map(|e| e.label()), Some("bit_vec_flood"));
+    config.budget_interval = Duration::ZERO;
+    for _ in 0..100 {
+        node.manager
+            .spend_discovery(&node.key(2), Kind::Peers, t, &config)
+            .unwrap();
+    }
+}
+
 /// Every connection opens with the peer's record, a bit vector and the answer to ours; an
 /// honest peer that reconnects many times within one ping interval (a restart loop, a block
 /// lifted, the connect benchmark) is not a flood. Found by the connect benchmark: reconnects
